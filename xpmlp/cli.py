@@ -1,0 +1,281 @@
+"""The ``xpmlp`` command line (also ``python -m xpmlp``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import XpmlpError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | strict (default auto)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of one training run (shared by train and the studies)."""
+    from .runs import DEFAULTS as D
+
+    p.add_argument("--dataset", default=D["dataset"], help="fashion-mnist | mnist | cifar10")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (else searched)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not found")
+    p.add_argument("--hidden", type=_positive_int, nargs="*", default=D["hidden"], help="hidden widths")
+    p.add_argument("--activation", default=D["activation"])
+    p.add_argument("--init", default=D["init"], help="he | xavier | std:S")
+    p.add_argument("--optimizer", default=D["optimizer"], help="sgd | momentum | nesterov | adam | adamw")
+    p.add_argument("--lr", type=_float, default=D["lr"])
+    p.add_argument("--momentum", type=_float, default=D["momentum"])
+    p.add_argument("--weight-decay", type=_float, default=D["weight_decay"], help="decoupled (adamw) or coupled")
+    p.add_argument("--lr-schedule", default=D["lr_schedule"], help="constant | exp:0.95 | step:10:0.5 | cosine")
+    p.add_argument("--reg", type=_float, default=D["reg"], help="L2 strength: loss += 0.5*reg*sum(W**2)")
+    p.add_argument("--batch-size", type=_positive_int, default=D["batch_size"])
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--iterations", type=_positive_int, default=None)
+    p.add_argument("--log-every", type=_positive_int, default=D["log_every"], help="iterations between logs")
+    p.add_argument("--val-size", type=int, default=None, help="validation examples (default 5000; cifar10 1000)")
+    p.add_argument("--subset", type=_positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--preprocess", default=D["preprocess"], help="scale | standardize | mean-image")
+    p.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE")
+    p.add_argument("--train-eval-size", type=int, default=D["train_eval_size"],
+                   help="training examples scored for train accuracy at each evaluation")
+    add_device_args(p)
+    p.add_argument("--dtype", default=D["dtype"], choices=["float32", "float64"])
+    p.add_argument("--seed", type=int, default=D["seed"])
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    from .runs import make_config
+
+    if args.epochs is None and args.iterations is None:
+        raise XpmlpError("give --epochs N or --iterations N")
+    if args.epochs is not None and args.iterations is not None:
+        raise XpmlpError("give only one of --epochs and --iterations")
+    return make_config(
+        dataset=args.dataset, data_dir=args.data_dir, download=not args.no_download, hidden=args.hidden,
+        activation=args.activation, init=args.init, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, reg=args.reg, batch_size=args.batch_size,
+        epochs=args.epochs, iterations=args.iterations, log_every=args.log_every, val_size=args.val_size,
+        subset=args.subset, preprocess=args.preprocess, early_stopping=args.early_stopping,
+        train_eval_size=args.train_eval_size, device=args.device, dtype=args.dtype, seed=args.seed)
+
+
+def check_run_config(cfg: dict[str, Any]) -> None:
+    """Fail fast on bad settings before any data is loaded."""
+    from .layers import get_activation, init_std
+    from .optim import make_optimizer, parse_schedule
+    from .runs import train_config
+
+    train_config(cfg).validate()
+    get_activation(cfg["activation"])
+    init_std(cfg["init"], 1, 1)
+    make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)
+    if cfg["preprocess"] not in ("scale", "standardize", "mean-image"):
+        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use scale, standardize or mean-image")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runs import train_run
+
+    if args.resume:
+        cfg = {"device": args.device}
+    else:
+        cfg = config_from_args(args)
+        check_run_config(cfg)
+    out = Path(args.out) if args.out else Path("runs") / _run_name(cfg)
+    log = None if args.quiet else print
+    train_run(cfg, out, resume=args.resume, log=log, progress="lines" if args.quiet else "auto")
+    return 0
+
+
+def _run_name(cfg: dict[str, Any]) -> str:
+    import time
+
+    hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
+    return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import Preprocessor, load_dataset
+    from .runs import load_model, per_class_accuracy
+    from .train import evaluate
+
+    model, tree = load_model(args.checkpoint, args.device, args.weights)
+    cfg = tree.get("config", {})
+    name = args.dataset or cfg.get("dataset")
+    ds = load_dataset(name, root=args.data_dir or cfg.get("data_dir"), download=not args.no_download)
+    prep = Preprocessor.from_state_dict(tree["prep"])
+    X = model.check_x(prep.transform(ds.x_test))
+    y = model.check_y(ds.y_test, len(ds.y_test))
+    loss, acc = evaluate(model, X, y)
+    pred = model.backend.to_numpy(model.predict(X))
+    print(f"{name} test set ({len(ds.y_test)} images) on {model.backend.spec}, {args.weights} weights: "
+          f"loss {loss:.4f}, accuracy {acc:.4f}")
+    width = max(len(c) for c in ds.classes)
+    print(f"{'class':<{width}}  accuracy")
+    for cls, a in zip(ds.classes, per_class_accuracy(pred, np.asarray(ds.y_test), len(ds.classes)), strict=False):
+        print(f"{cls:<{width}}  {a:.4f}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .backend import describe_devices, get_backend
+
+    rows = describe_devices()
+    width = max(len(r[0]) for r in rows)
+    for spec, ok, why in rows:
+        print(f"{spec:<{width}}  {'usable' if ok else 'not usable'}: {why}")
+    print(get_backend("auto").note)
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import run_all
+
+    rows = run_all(args.device, seed=args.seed)
+    width = max(len(r["check"]) for r in rows)
+    print(f"gradient check on {args.device}, float64 (relative error per parameter, worst shown)")
+    print(f"{'check':<{width}}  {'max rel. error':>14}  worst parameter")
+    bad = 0
+    for r in rows:
+        worst = max(r["errors"], key=r["errors"].get)
+        flag = "" if r["max_error"] < args.tol else "  FAIL"
+        bad += bool(flag)
+        print(f"{r['check']:<{width}}  {r['max_error']:>14.2e}  {worst}{flag}")
+    print(f"{len(rows) - bad} of {len(rows)} checks below {args.tol:g}")
+    return 1 if bad else 0
+
+
+def _study_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="study folder (report.md, results.json, runs/)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-download", action="store_true")
+    add_device_args(p)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--jobs", type=_positive_int, default=1, help="runs trained in parallel worker processes")
+    p.add_argument("--subset", type=_positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--val-size", type=int, default=None)
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--iterations", type=_positive_int, default=None)
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"])
+
+
+def _study_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options given on the command line (None means: keep the preset's or spec's value)."""
+    over = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if args.no_download:
+        over["download"] = False
+    if "epochs" in over:
+        over["iterations"] = None
+    if "iterations" in over:
+        over["epochs"] = None
+    return over
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .studies import PRESETS, compare
+
+    settings = dict(PRESETS[args.preset])
+    settings.update(_study_overrides(args, ("data_dir", "device", "seed", "subset", "val_size", "epochs",
+                                            "iterations", "dtype", "activations", "hidden", "lr", "reg",
+                                            "batch_size", "optimizer", "dataset", "log_every")))
+    compare(settings, args.out, jobs=args.jobs)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .studies import load_spec, sweep
+
+    spec = load_spec(args.spec)
+    sweep(spec, args.out, overrides=_study_overrides(
+        args, ("data_dir", "device", "seed", "subset", "val_size", "epochs", "iterations", "dtype")), jobs=args.jobs)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xpmlp", description="A hand-written MLP on the Python Array API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train an MLP and write a run folder")
+    add_train_args(p)
+    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<widths>-<activation>-<time>)")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint.npz")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a saved model")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    add_device_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="one network, several activations: curves, weight grids, table, report")
+    p.add_argument("--preset", default="cifar10", choices=["cifar10", "mnist"],
+                   help="cifar10: the two-layer CIFAR-10 study; mnist: 784-500-500-10 on MNIST")
+    p.add_argument("--activations", nargs="+", default=None)
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--hidden", type=_positive_int, nargs="+", default=None)
+    p.add_argument("--lr", type=_float, default=None)
+    p.add_argument("--reg", type=_float, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--optimizer", default=None)
+    p.add_argument("--log-every", type=_positive_int, default=None)
+    _study_common(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sweep", help="hyper-parameter search on a YAML/JSON spec, selected by validation accuracy")
+    p.add_argument("spec", help="a sweep spec (see scripts/specs/)")
+    _study_common(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("devices", help="list backends and whether each is usable here")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("gradcheck", help="numerical gradient check of every layer, the loss and the model")
+    add_device_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.set_defaults(func=cmd_gradcheck, device="cpu")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except XpmlpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

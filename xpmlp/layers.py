@@ -1,0 +1,307 @@
+"""Layers: each forward next to its hand-derived backward.
+
+A layer has ``params`` and ``grads`` (dicts of arrays; empty for activations),
+``forward(x, train=True)`` which caches exactly what the backward needs when
+``train`` is true, and ``backward(dout)`` which returns dL/dx and fills ``grads``.
+Shapes: x is (N, D) for a batch of N rows; dout has the shape of the forward output.
+
+Only the Array API is used: the namespace comes from ``array_namespace(x)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from .backend import mask_inplace, relu_inplace
+from .errors import InputError
+
+Array = Any
+
+
+class Layer:
+    """Base class: a layer with no parameters that passes the gradient through."""
+
+    params: dict[str, Array]
+    grads: dict[str, Array]
+
+    def __init__(self) -> None:
+        self.params = {}
+        self.grads = {}
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dout: Array) -> Array:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+# ---------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------
+
+def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
+    """Standard deviation of the normal initialisation named by ``init``.
+
+    ``"he"``: sqrt(2 / fan_in) (for ReLU-like units); ``"xavier"``: sqrt(2 / (fan_in + fan_out))
+    (Glorot normal); ``"std:S"`` or a number S: the fixed S (the CIFAR-10 homework uses 1e-4).
+    """
+    if isinstance(init, (int, float)) and not isinstance(init, bool):
+        std = float(init)
+    elif init == "he":
+        return math.sqrt(2.0 / fan_in)
+    elif init == "xavier":
+        return math.sqrt(2.0 / (fan_in + fan_out))
+    elif isinstance(init, str) and init.startswith("std:"):
+        try:
+            std = float(init[4:])
+        except ValueError:
+            raise InputError(f"bad init {init!r}: the part after 'std:' must be a number, e.g. std:1e-4") from None
+    else:
+        raise InputError(f"unknown init {init!r}; use 'he', 'xavier' or 'std:S' (e.g. std:1e-4)")
+    if not std > 0 or not math.isfinite(std):
+        raise InputError(f"bad init {init!r}: the standard deviation must be a positive number")
+    return std
+
+
+class Linear(Layer):
+    """Affine layer: out = x @ W + b, with W of shape (in_features, out_features).
+
+    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ.
+    Weights are drawn on the host (``rng``: a numpy Generator) in float64 and moved with
+    ``asarray``, so every backend starts from bit-identical weights for the same seed.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, init: str | float = "he",
+                 rng: Any = None, asarray: Callable[[Any], Array] | None = None) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise InputError(f"Linear({in_features}, {out_features}): sizes must be positive integers")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.init = init
+        # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
+        self.input_grad = True
+        if rng is None or asarray is None:
+            raise InputError("Linear needs rng= (a numpy Generator) and asarray= (backend.asarray); "
+                             "build layers through MLP or pass backend.rng(seed) and backend.asarray")
+        std = init_std(init, in_features, out_features)
+        w = rng.standard_normal((in_features, out_features)) * std
+        self.params = {"W": asarray(w), "b": asarray([0.0] * out_features)}
+        self.x: Array = None
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        out = x @ self.params["W"]
+        out += self.params["b"]  # in place: one temporary fewer than x @ W + b
+        if train:
+            self.x = x
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout)
+        self.grads["W"] = self.x.T @ dout
+        self.grads["b"] = xp.sum(dout, axis=0)
+        return dout @ self.params["W"].T if self.input_grad else None
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features}, init={self.init!r})"
+
+
+# ---------------------------------------------------------------------------
+# Activations (elementwise; derivatives written from the forward output where cheaper)
+# ---------------------------------------------------------------------------
+
+def sigmoid(xp: Any, x: Array) -> Array:
+    """σ(x) = 1 / (1 + e^-x), computed from e = e^-|x| ≤ 1 so nothing overflows."""
+    e = xp.exp(-xp.abs(x))
+    r = 1.0 / (1.0 + e)
+    return xp.where(x >= 0, r, e * r)
+
+
+class ReLU(Layer):
+    """out = max(x, 0); dx = dout · [out > 0].
+
+    ``inplace=True`` lets forward overwrite x and backward overwrite dout (saving two
+    allocations per layer and step); MLP uses it, since it owns both arrays.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x, train=True):
+        out = relu_inplace(x) if self.inplace else array_namespace(x).maximum(x, 0.0)
+        if train:
+            self.out = out
+        return out
+
+    def backward(self, dout):
+        if self.inplace:
+            return mask_inplace(dout, self.out > 0)
+        return array_namespace(dout).where(self.out > 0, dout, 0.0)
+
+
+class LeakyReLU(Layer):
+    """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c)."""
+
+    def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
+        if not 0 < slope < 1:
+            raise InputError(f"LeakyReLU slope {slope} must lie in (0, 1); the usual value is 0.01")
+        self.slope = float(slope)
+
+    def forward(self, x, train=True):
+        xp = array_namespace(x)
+        out = xp.where(x > 0, x, self.slope * x)
+        if train:
+            self.out = out  # for c > 0 the sign of out is the sign of x
+        return out
+
+    def backward(self, dout):
+        xp = array_namespace(dout)
+        return xp.where(self.out > 0, dout, self.slope * dout)
+
+    def __repr__(self):
+        return f"LeakyReLU(slope={self.slope})"
+
+
+class Sigmoid(Layer):
+    """out = σ(x) (stable for large |x|); dx = dout · out · (1 − out)."""
+
+    def forward(self, x, train=True):
+        out = sigmoid(array_namespace(x), x)
+        if train:
+            self.out = out
+        return out
+
+    def backward(self, dout):
+        return dout * self.out * (1.0 - self.out)
+
+
+class Tanh(Layer):
+    """out = tanh(x); dx = dout · (1 − out²)."""
+
+    def forward(self, x, train=True):
+        out = array_namespace(x).tanh(x)
+        if train:
+            self.out = out
+        return out
+
+    def backward(self, dout):
+        return dout * (1.0 - self.out * self.out)
+
+
+class Swish(Layer):
+    """Swish / SiLU: out = x · σ(x); dx = dout · (σ + out · (1 − σ))."""
+
+    def forward(self, x, train=True):
+        s = sigmoid(array_namespace(x), x)
+        out = x * s
+        if train:
+            self.s, self.out = s, out
+        return out
+
+    def backward(self, dout):
+        return dout * (self.s + self.out * (1.0 - self.s))
+
+
+class ELU(Layer):
+    """out = x if x > 0 else α(eˣ − 1); dx = dout · (1 if out > 0 else out + α).
+
+    exp is taken of min(x, 0) so a large positive x cannot overflow the unused branch.
+    """
+
+    def __init__(self, alpha: float = 1.0, scale: float = 1.0) -> None:
+        super().__init__()
+        if not alpha > 0:
+            raise InputError(f"ELU alpha {alpha} must be positive; the usual value is 1.0")
+        self.alpha, self.scale = float(alpha), float(scale)
+
+    def forward(self, x, train=True):
+        xp = array_namespace(x)
+        neg = (self.scale * self.alpha) * xp.expm1(xp.minimum(x, 0.0))
+        out = xp.where(x > 0, self.scale * x, neg) if self.scale != 1.0 else xp.where(x > 0, x, neg)
+        if train:
+            self.out = out
+        return out
+
+    def backward(self, dout):
+        xp = array_namespace(dout)
+        # for x ≤ 0: d/dx λα(eˣ − 1) = λαeˣ = out + λα
+        return xp.where(self.out > 0, self.scale * dout, dout * (self.out + self.scale * self.alpha))
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class SELU(ELU):
+    """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017)."""
+
+    def __init__(self) -> None:
+        super().__init__(alpha=SELU_ALPHA, scale=SELU_SCALE)
+
+    def __repr__(self):
+        return "SELU()"
+
+
+GELU_K = math.sqrt(2.0 / math.pi)
+
+
+class GELU(Layer):
+    """GELU, tanh form: out = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³).
+
+    dx = dout · (½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)), t = tanh(u).
+    (The Array API has no erf, so the exact form is not available on every backend.)
+    """
+
+    def forward(self, x, train=True):
+        xp = array_namespace(x)
+        t = xp.tanh(GELU_K * (x + 0.044715 * (x * x * x)))
+        out = 0.5 * x * (1.0 + t)
+        if train:
+            self.x, self.t = x, t
+        return out
+
+    def backward(self, dout):
+        x, t = self.x, self.t
+        du = GELU_K * (1.0 + (3 * 0.044715) * (x * x))
+        return dout * (0.5 * (1.0 + t) + (0.5 * x) * ((1.0 - t * t) * du))
+
+
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "swish": Swish,
+    "silu": Swish,
+    "selu": SELU,
+    "elu": ELU,
+    "gelu": GELU,
+}
+
+
+def get_activation(name: str, **kwargs: Any) -> Layer:
+    """A new activation layer by name (``"relu"``, ``"leaky_relu"``, ...).
+
+    ``"leaky_relu:0.1"`` sets the slope; keyword arguments go to the layer.
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    if key.startswith("leaky_relu:"):
+        try:
+            kwargs["slope"] = float(key.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"bad activation {name!r}; write the slope as a number, e.g. leaky_relu:0.01") from None
+        key = "leaky_relu"
+    if key not in ACTIVATIONS:
+        raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[key](**kwargs)

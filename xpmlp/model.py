@@ -1,0 +1,280 @@
+"""Models: a Sequential of layers and the MLP builder on top of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from array_api_compat import array_namespace, is_array_api_obj
+
+from .backend import Backend, get_backend
+from .errors import InputError
+from .layers import Layer, Linear, get_activation
+from .losses import l2_penalty, softmax_cross_entropy
+
+Array = Any
+
+
+class Sequential:
+    """Layers applied in order; backward runs them in reverse.
+
+    Parameters are named by the Linear layers' order: W1, b1, W2, b2, ...
+    """
+
+    def __init__(self, layers: Iterable[Layer]) -> None:
+        self.layers = list(layers)
+        self._named = [(f"{key}{i}", layer, key)
+                       for i, layer in enumerate((l for l in self.layers if l.params), start=1)
+                       for key in layer.params]
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        for layer in self.layers:
+            x = layer.forward(x, train=train)
+        return x
+
+    def backward(self, dout: Array) -> Array:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """Name -> parameter array (the layers' own arrays: updating them in place trains the model)."""
+        return {name: layer.params[key] for name, layer, key in self._named}
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        """Name -> gradient array from the last backward."""
+        return {name: layer.grads[key] for name, layer, key in self._named}
+
+    def set_param(self, name: str, value: Array) -> None:
+        for n, layer, key in self._named:
+            if n == name:
+                layer.params[key] = value
+                return
+        raise KeyError(name)
+
+
+class MLP:
+    """A multi-layer perceptron: Linear, activation, ..., Linear, scored by softmax cross-entropy.
+
+    Args:
+        sizes: layer widths from input to classes, e.g. ``[784, 500, 500, 10]``.
+        activation: activation name for every hidden layer (see ``layers.ACTIVATIONS``).
+        backend: a Backend or a device spec string (``"cpu"``, ``"cuda"``, ``"torch"``, ...).
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        seed: seed of the host generator that draws the initial weights; the same seed gives
+            bit-identical weights on every backend.
+        init: ``"he"`` (default), ``"xavier"`` or ``"std:S"`` (fixed standard deviation S).
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", backend: Backend | str = "auto",
+                 dtype: str = "float32", seed: int | None = 0, init: str | float = "he",
+                 **activation_kwargs: Any) -> None:
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise InputError(f"sizes {sizes} must list at least an input and an output width, all positive, "
+                             "e.g. [784, 500, 500, 10]")
+        if sizes[-1] < 2:
+            raise InputError(f"the last size is the number of classes and must be at least 2, got {sizes[-1]}")
+        self.backend = get_backend(backend, dtype)
+        self.sizes, self.activation, self.init, self.seed = sizes, activation, init, seed
+        self.activation_kwargs = activation_kwargs
+        get_activation(activation, **activation_kwargs)  # a typo fails here even with no hidden layer
+        rng = self.backend.rng(seed)
+        layers: list[Layer] = []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+            if i:
+                act = get_activation(activation, **activation_kwargs)
+                if hasattr(act, "inplace"):
+                    act.inplace = True  # its input and gradient are fresh arrays no one else holds
+                layers.append(act)
+            layers.append(Linear(fan_in, fan_out, init=init, rng=rng, asarray=self.backend.asarray))
+        layers[0].input_grad = False
+        self.net = Sequential(layers)
+
+    # -- properties ----------------------------------------------------------
+    @property
+    def xp(self) -> Any:
+        return self.backend.xp
+
+    @property
+    def dtype(self) -> str:
+        return self.backend.dtype
+
+    @property
+    def num_classes(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return self.net.params
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return self.net.grads
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model (weights aside), JSON-serialisable."""
+        return {"sizes": self.sizes, "activation": self.activation, "init": self.init,
+                "dtype": self.dtype, "seed": self.seed, "activation_kwargs": dict(self.activation_kwargs)}
+
+    # -- input checks --------------------------------------------------------
+    def _on_backend(self, a: Any) -> Array:
+        """``a`` itself if it already lives on this backend, else a copy moved here."""
+        if is_array_api_obj(a) and array_namespace(a).__name__ == self.xp.__name__:
+            return a
+        return self.backend.asarray(self.backend.to_numpy(a) if is_array_api_obj(a) else a)
+
+    def check_x(self, X: Any) -> Array:
+        """Validate X and return it as a device array of the model's dtype.
+
+        A host NumPy array (or one from another backend) is moved to this backend.
+        """
+        X = self._on_backend(X)
+        xp = self.xp
+        if X.ndim != 2:
+            raise InputError(f"X has shape {tuple(X.shape)}; it must be 2-D (samples, features): "
+                             "flatten images first, e.g. X.reshape(len(X), -1)")
+        if X.shape[1] != self.sizes[0]:
+            raise InputError(f"X has {X.shape[1]} features but the model's input size is {self.sizes[0]}; "
+                             "build the MLP with sizes[0] equal to the feature count")
+        if not xp.isdtype(X.dtype, "real floating"):
+            raise InputError(f"X has dtype {X.dtype}; it must be floating: scale the data, "
+                             "e.g. X.astype('float32') / 255")
+        if X.dtype != self.backend.float_dtype():
+            X = xp.astype(X, self.backend.float_dtype())
+        if not bool(xp.all(xp.isfinite(X))):
+            raise InputError("X contains NaN or inf; clean or impute the data before training")
+        return X
+
+    def check_y(self, y: Any, n: int) -> Array:
+        """Validate labels: 1-D integers in [0, classes), one per row of X."""
+        try:
+            y = self._on_backend(y)
+        except TypeError:
+            raise InputError("labels must be integer class indices, e.g. y.astype('int64')") from None
+        xp = self.xp
+        if y.ndim != 1 or y.shape[0] != n:
+            raise InputError(f"labels have shape {tuple(y.shape)}; expected ({n},): one integer class per row of X")
+        if not xp.isdtype(y.dtype, "integral"):
+            raise InputError(f"labels have dtype {y.dtype}; they must be integer class indices, "
+                             "e.g. y.astype('int64')")
+        if n and (int(xp.min(y)) < 0 or int(xp.max(y)) >= self.num_classes):
+            raise InputError(f"labels range over [{int(xp.min(y))}, {int(xp.max(y))}] but the model has "
+                             f"{self.num_classes} classes; labels must lie in [0, {self.num_classes - 1}]")
+        if y.dtype != xp.int64:
+            y = xp.astype(y, xp.int64)
+        return y
+
+    # -- forward / backward ----------------------------------------------------
+    def forward(self, X: Array, train: bool = False, check: bool = True) -> Array:
+        """Logits (N, C). ``train=True`` caches what backward needs."""
+        if check:
+            X = self.check_x(X)
+        return self.net.forward(X, train=train)
+
+    def backward(self, dlogits: Array) -> dict[str, Array]:
+        """Back-propagate dL/dlogits; fills and returns the gradients by parameter name."""
+        self.net.backward(dlogits)
+        return self.grads
+
+    def loss(self, X: Array, y: Array, reg: float = 0.0, check: bool = True) -> tuple[Array, dict[str, Array]]:
+        """Regularised loss and gradients of one batch.
+
+        L = mean softmax cross-entropy + ½·λ·Σ‖W‖²_F (weights only, see ``losses.l2_penalty``).
+
+        Returns:
+            ``(loss, grads)``: loss a 0-d device array; grads a dict keyed like ``state_dict()``.
+        """
+        if check:
+            X = self.check_x(X)
+            y = self.check_y(y, X.shape[0])
+            if X.shape[0] == 0:
+                raise InputError("X has no rows; the loss needs at least one sample")
+            if reg < 0:
+                raise InputError(f"reg {reg} is negative; the L2 strength must be >= 0")
+        logits = self.net.forward(X, train=True)
+        loss, dlogits = softmax_cross_entropy(logits, y, self.xp)
+        grads = self.backward(dlogits)
+        if reg:
+            names = [k for k in grads if k.startswith("W")]
+            penalty, dweights = l2_penalty([self.params[k] for k in names], reg)
+            loss = loss + penalty
+            for k, dw in zip(names, dweights, strict=False):
+                grads[k] += dw
+        return loss, grads
+
+    def predict_proba(self, X: Array, batch_size: int = 8192) -> Array:
+        """Class probabilities (N, C) on the device, computed in batches to bound memory."""
+        X = self.check_x(X)
+        xp = self.xp
+        n, parts = X.shape[0], []
+        for start in range(0, max(n, 1), batch_size):
+            # the Array API leaves out-of-bounds slice stops unspecified
+            z = self.net.forward(X[start:min(start + batch_size, n), ...], train=False)
+            z = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+            parts.append(z / xp.sum(z, axis=1, keepdims=True))
+        return xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+
+    def predict(self, X: Array, batch_size: int = 8192) -> Array:
+        """Predicted class indices (N,) on the device."""
+        X = self.check_x(X)
+        xp = self.xp
+        n = X.shape[0]
+        parts = [xp.argmax(self.net.forward(X[s:min(s + batch_size, n), ...], train=False), axis=1)
+                 for s in range(0, max(n, 1), batch_size)]
+        return xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+
+    # -- inspection and state ----------------------------------------------------
+    def summary(self) -> str:
+        """A table of the layers, their output widths and parameter counts."""
+        rows = [("layer", "output", "params")]
+        width, total = self.sizes[0], 0
+        rows.append(("input", str(width), "0"))
+        for layer in self.net.layers:
+            count = sum(int(p.shape[0]) * (int(p.shape[1]) if p.ndim == 2 else 1) for p in layer.params.values())
+            if isinstance(layer, Linear):
+                width = layer.out_features
+            total += count
+            rows.append((repr(layer), str(width), f"{count:,}"))
+        rows.append(("total", "", f"{total:,}"))
+        w0 = max(len(r[0]) for r in rows)
+        lines = [f"{a:<{w0}}  {b:>7}  {c:>11}" for a, b, c in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        return "\n".join(lines) + f"\nbackend: {self.backend}"
+
+    def num_params(self) -> int:
+        return sum(int(p.shape[0]) * (int(p.shape[1]) if p.ndim == 2 else 1) for p in self.params.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameters as host NumPy arrays, keyed W1, b1, W2, ... (device-neutral)."""
+        return {k: self.backend.to_numpy(v).copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load parameters from host arrays (as ``state_dict()`` returns), checking names and shapes."""
+        own = self.params
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise InputError(f"state dict does not match this model: missing {missing}, unexpected {extra}; "
+                             f"it was saved from another architecture than {self.sizes}")
+        for k, v in own.items():
+            shape = tuple(getattr(state[k], "shape", ()))
+            if shape != tuple(v.shape):
+                raise InputError(f"state dict entry {k} has shape {shape}, the model expects {tuple(v.shape)}; "
+                                 f"it was saved from another architecture than {self.sizes}")
+        for k in own:
+            self.net.set_param(k, self.backend.asarray(self.backend.to_numpy(state[k])))
+
+    def to(self, backend: Backend | str, dtype: str | None = None) -> MLP:
+        """A copy of this model on another backend (and optionally dtype), with the same weights."""
+        cfg = self.config()
+        other = MLP(cfg["sizes"], cfg["activation"], backend=backend, dtype=dtype or self.dtype,
+                    seed=cfg["seed"], init=cfg["init"], **cfg["activation_kwargs"])
+        other.load_state_dict(self.state_dict())
+        return other
+
+    def __repr__(self) -> str:
+        return f"MLP(sizes={self.sizes}, activation={self.activation!r}, backend={self.backend.spec!r}, " \
+               f"dtype={self.dtype!r})"

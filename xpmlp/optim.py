@@ -1,0 +1,613 @@
+"""Optimizers (SGD, momentum, Nesterov, Adam, AdamW) and learning-rate schedules.
+
+Every optimizer updates a dict of parameter arrays in place from a dict of gradient
+arrays with the same keys::
+
+    opt = make_optimizer("nesterov", lr=0.01, momentum=0.9)
+    for it in range(iters):
+        ...                                  # forward / backward fill grads
+        opt.lr = schedule(it / iters_per_epoch)
+        opt.step(model.params, model.grads)  # params updated on the device, in place
+
+The update runs on the device with the Array API's in-place operators; nothing in
+``step`` reads a device value back into Python (no host synchronisation), and all
+hyper-parameters are plain Python floats, so float32 parameters stay float32 on
+every backend (a NumPy float64 scalar would promote a float32 temporary, and
+array-api-strict refuses to mix with one at all).
+
+**The gradient arrays are scratch space**: ``step`` overwrites ``grads[k]`` to avoid
+temporaries. The caller computes fresh gradients before every step anyway.
+
+Per-parameter state (velocity, Adam moments) is created lazily with
+``xp.zeros_like(param)`` -- same device, same dtype -- and kept in
+``opt.state[slot][param_name]``. ``state_dict(to_numpy)`` / ``load_state_dict(state,
+asarray)`` move it to and from the host without this module importing any array
+library: the caller passes the conversion functions (``backend.to_numpy``,
+``backend.asarray``).
+
+Schedules map a (fractional) epoch to a learning rate; ``parse_schedule`` reads the
+CLI strings ``constant``, ``exp:GAMMA``, ``step:EPOCHS:GAMMA``, ``cosine`` and
+``cosine:MIN_LR``, and ``Schedule.spec`` gives the string back.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import array_api_compat
+
+from .errors import InputError
+
+Array = Any  # an array of any Array API library (NumPy, CuPy, torch.Tensor, array-api-strict)
+
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULE_FORMS = "constant, exp:GAMMA, step:EPOCHS:GAMMA, cosine or cosine:MIN_LR"
+
+
+# -- argument checks --------------------------------------------------------------------
+
+def _number(name: str, value: Any, fix: str) -> float:
+    """``value`` as a finite Python float (never a NumPy scalar), else an InputError."""
+    # bool is an int subclass: lr=True is a mistake, not 1.0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a number, got {value!r}; {fix}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise InputError(f"{name} must be finite, got {x!r}; {fix}")
+    return x
+
+
+def _check_lr(lr: Any, name: str = "lr") -> float:
+    x = _number(name, lr, "pass a positive learning rate such as 0.01")
+    if x <= 0.0:
+        raise InputError(f"{name} must be > 0, got {x!r}; pass a positive learning rate such as 0.01")
+    return x
+
+
+def _check_unit(name: str, value: Any, example: str) -> float:
+    """A coefficient in [0, 1): momentum and the Adam betas."""
+    x = _number(name, value, f"use a value in [0, 1) such as {example}")
+    if not 0.0 <= x < 1.0:
+        raise InputError(f"{name} must be in [0, 1), got {x!r}; use a value such as {example}")
+    return x
+
+
+def _check_eps(eps: Any) -> float:
+    x = _number("eps", eps, "use a small positive number such as 1e-8")
+    if x <= 0.0:
+        raise InputError(f"eps must be > 0, got {x!r}; use a small positive number such as 1e-8")
+    return x
+
+
+def _check_weight_decay(wd: Any) -> float:
+    x = _number("weight_decay", wd, "use 0 (off) or a small positive number such as 5e-4")
+    if x < 0.0:
+        raise InputError(f"weight_decay must be >= 0, got {x!r}; use 0 (off) or a small positive number such as 5e-4")
+    return x
+
+
+# -- optimizers -------------------------------------------------------------------------
+
+class Optimizer:
+    """Base class: the step loop, lazily created per-parameter state, and (de)serialisation.
+
+    Subclasses set ``family`` and ``slots`` (the names of their per-parameter state
+    arrays), implement ``_update`` (one parameter, in place), ``hyperparams`` and
+    ``_set_hyperparams``.
+
+    Attributes:
+        lr: the learning rate; a plain attribute the trainer sets before each step from a
+            schedule. It is read with ``float()`` so a NumPy scalar cannot leak into the math.
+        weight_decay: the decay coefficient (0 = off); see the subclass for coupled/decoupled.
+        t: the number of steps taken (Adam's bias correction uses it).
+        state: ``state[slot][param_name]`` -> device array, created on first use.
+    """
+
+    family = "Optimizer"
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+        self.lr = _check_lr(lr)
+        self.weight_decay = _check_weight_decay(weight_decay)
+        self.t = 0
+        self.state: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
+        self._xp_cache: dict[type, Any] = {}
+        # set by load_state_dict: the next step casts/moves loaded state to match the params
+        self._align_pending = False
+
+    # -- the hot path -----------------------------------------------------------
+    def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
+        """Update every ``params[k]`` in place from ``grads[k]``; ``grads[k]`` is overwritten.
+
+        Raises:
+            InputError: a parameter has no gradient, or one of a different shape (an
+                in-place update would otherwise broadcast it silently).
+        """
+        # Shape checks compare Python tuples only: no device work, no synchronisation.
+        for name, p in params.items():
+            g = grads.get(name)
+            if g is None:
+                raise InputError(f"no gradient for parameter {name!r}; run backward() before step() "
+                                 f"so that grads has the same keys as params")
+            if tuple(g.shape) != tuple(p.shape):
+                raise InputError(f"gradient for {name!r} has shape {tuple(g.shape)} but the parameter has "
+                                 f"{tuple(p.shape)}; pass the grads that belong to these params")
+        if self._align_pending:
+            self._align_state(params)
+        self.t += 1
+        lr = float(self.lr)  # a Python float mixes with float32 arrays without promoting them
+        for name, p in params.items():
+            self._update(name, p, grads[name], lr)
+
+    def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
+        raise NotImplementedError
+
+    def _xp(self, p: Array) -> Any:
+        # array_namespace inspects types on every call; cache it per array type
+        xp = self._xp_cache.get(type(p))
+        if xp is None:
+            xp = self._xp_cache[type(p)] = array_api_compat.array_namespace(p)
+        return xp
+
+    def _slot(self, slot: str, name: str, p: Array) -> Array:
+        """The state array ``slot`` of parameter ``name``, zeros on first use (same device, dtype)."""
+        table = self.state[slot]
+        s = table.get(name)
+        if s is None:
+            s = table[name] = self._xp(p).zeros_like(p)
+        return s
+
+    def _align_state(self, params: Mapping[str, Array]) -> None:
+        """After a load: give each state array its parameter's dtype and device, check shapes."""
+        for slot, table in self.state.items():
+            for name, s in list(table.items()):
+                p = params.get(name)
+                if p is None:
+                    continue
+                if tuple(s.shape) != tuple(p.shape):
+                    raise InputError(f"optimizer state {slot}[{name!r}] has shape {tuple(s.shape)} but the "
+                                     f"parameter has {tuple(p.shape)}; the state belongs to another model")
+                xp = self._xp(p)
+                if s.dtype != p.dtype:
+                    s = xp.astype(s, p.dtype)
+                dev = array_api_compat.device(p)
+                if array_api_compat.device(s) != dev:
+                    s = array_api_compat.to_device(s, dev)
+                table[name] = s
+        self._align_pending = False
+
+    # -- identity and hyper-parameters ------------------------------------------
+    @property
+    def name(self) -> str:
+        """The ``make_optimizer`` name that builds this kind of optimizer."""
+        raise NotImplementedError
+
+    def hyperparams(self) -> dict[str, Any]:
+        """The hyper-parameters as plain Python scalars (what ``make_optimizer`` takes)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    def _set_hyperparams(self, hp: Mapping[str, Any]) -> None:
+        # validate everything before assigning anything, so a bad dict changes nothing
+        lr, wd = _check_lr(hp["lr"]), _check_weight_decay(hp["weight_decay"])
+        self.lr, self.weight_decay = lr, wd
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- serialisation -------------------------------------------------------------
+    def state_dict(self, to_numpy: Callable[[Array], Any]) -> dict[str, Any]:
+        """A host snapshot: ``{"type", "hyperparams", "step", "state"}``.
+
+        Args:
+            to_numpy: device -> host NumPy conversion, e.g. ``backend.to_numpy``.
+
+        Array state comes back as host NumPy arrays (copies: later steps do not change
+        them, even on NumPy where ``to_numpy`` returns its argument); everything else is a
+        plain Python scalar.
+        """
+        state: dict[str, dict[str, Any]] = {}
+        for slot, table in self.state.items():
+            # copy on the device first, so the snapshot never aliases live state
+            state[slot] = {name: to_numpy(self._xp(s).asarray(s, copy=True)) for name, s in table.items()}
+        return {
+            "type": self.family,
+            "hyperparams": dict(self.hyperparams()),
+            "step": int(self.t),
+            "state": state,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], asarray: Callable[[Any], Array]) -> None:
+        """Restore hyper-parameters, step count and array state from ``state_dict``'s output.
+
+        Args:
+            state: a dict made by ``state_dict`` of the same optimizer family.
+            asarray: host -> device conversion, e.g. ``backend.asarray``. The arrays are
+                copied, so stepping never writes into ``state``. On the first step after
+                loading, each state array is cast/moved to its parameter's dtype and device
+                (a no-op when ``asarray`` already gave them: float64 state then round-trips
+                bit for bit).
+
+        Raises:
+            InputError: ``state`` is not an optimizer state dict or belongs to another family.
+        """
+        if not isinstance(state, Mapping) or not {"type", "hyperparams", "step", "state"} <= set(state):
+            raise InputError("not an optimizer state dict (needs keys type, hyperparams, step, state); "
+                             "pass what Optimizer.state_dict() returned")
+        if state["type"] != self.family:
+            raise InputError(f"optimizer state is for {state['type']!r} but this optimizer is {self.family!r}; "
+                             f"build the optimizer the checkpoint was saved with")
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise InputError(f"optimizer state step must be an integer >= 0, got {step!r}; the state dict is corrupt")
+        arrays = state["state"]
+        if not isinstance(arrays, Mapping) or not all(isinstance(t, Mapping) for t in arrays.values()):
+            raise InputError("optimizer state['state'] must map slot -> {parameter name: array}; "
+                             "pass what Optimizer.state_dict() returned")
+        old_hp, old_slots = self.hyperparams(), self.slots
+        try:
+            self._set_hyperparams(state["hyperparams"])  # validates; SGD's slots follow its momentum
+        except KeyError as exc:
+            raise InputError(f"optimizer state has no hyper-parameter {exc}; "
+                             f"pass what Optimizer.state_dict() returned") from None
+        unknown = set(arrays) - set(self.slots)
+        if unknown:
+            self._set_hyperparams(old_hp)  # leave this optimizer as it was
+            self.slots = old_slots
+            raise InputError(f"optimizer state has slots {sorted(unknown)} that {self!r} does not use; "
+                             f"the state dict is corrupt or from another optimizer")
+        self.t = int(step)
+        new: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
+        for slot, table in arrays.items():
+            for name, host in table.items():
+                dev = asarray(host)
+                new[slot][name] = self._xp(dev).asarray(dev, copy=True)
+        self.state = new
+        self._align_pending = True
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with classic or Nesterov momentum.
+
+    With ``g`` the gradient (plus ``weight_decay * p`` when weight decay is on: coupled L2,
+    the same as adding ``wd/2 * ||p||^2`` to the loss)::
+
+        plain     (momentum = 0):  p <- p - lr * g
+        classic   (momentum = mu): v <- mu * v - lr * g;  p <- p + v
+        nesterov  (momentum = mu): v_prev <- v;  v <- mu * v - lr * g;
+                                   p <- p - mu * v_prev + (1 + mu) * v
+
+    The Nesterov form is the one of Sutskever et al. (2013) as rewritten in cs231n, which
+    keeps the parameters at the "looked-ahead" point; it is computed as the algebraically
+    identical ``p <- p + mu * v - lr * g`` (one temporary instead of three). The velocity
+    starts at zero.
+
+    Note that the model may already apply an L2 penalty through its loss: leave
+    ``weight_decay`` at 0 then, or the decay is applied twice.
+    """
+
+    family = "SGD"
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        self.momentum = _check_unit("momentum", momentum, "0.9")
+        self.nesterov = self._check_nesterov(nesterov, self.momentum)
+        self.slots = ("velocity",) if self.momentum > 0.0 else ()
+        super().__init__(lr, weight_decay)
+
+    @staticmethod
+    def _check_nesterov(nesterov: Any, momentum: float) -> bool:
+        if not isinstance(nesterov, bool):
+            raise InputError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and momentum == 0.0:
+            raise InputError("nesterov=True needs momentum > 0; pass momentum=0.9 or use plain SGD")
+        return nesterov
+
+    def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
+        if self.weight_decay:
+            g += self.weight_decay * p
+        g *= lr  # g is scratch from here on: it holds lr * g
+        if self.momentum == 0.0:
+            p -= g
+            return
+        mu = self.momentum
+        v = self._slot("velocity", name, p)
+        v *= mu
+        v -= g  # v = mu * v_prev - lr * g
+        if self.nesterov:
+            # p - mu*v_prev + (1+mu)*v == p + mu*v - lr*g  (substitute v_prev = (v + lr*g) / mu)
+            p -= g
+            p += mu * v
+        else:
+            p += v
+
+    @property
+    def name(self) -> str:
+        if self.momentum == 0.0:
+            return "sgd"
+        return "nesterov" if self.nesterov else "momentum"
+
+    def hyperparams(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+    def _set_hyperparams(self, hp: Mapping[str, Any]) -> None:
+        momentum = _check_unit("momentum", hp["momentum"], "0.9")
+        nesterov = self._check_nesterov(hp["nesterov"], momentum)
+        super()._set_hyperparams(hp)
+        self.momentum, self.nesterov = momentum, nesterov
+        self.slots = ("velocity",) if momentum > 0.0 else ()
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with coupled L2 or decoupled (AdamW) weight decay.
+
+    At step ``t`` (1, 2, ...) with gradient ``g``::
+
+        decoupled=False:  g <- g + wd * p                     (L2 folded into the gradient)
+        decoupled=True:   p <- p - lr * wd * p                (AdamW, Loshchilov & Hutter)
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        p <- p - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)
+
+    As in PyTorch, ``eps`` is added to ``sqrt(v_hat)``. The last line is computed as the
+    identical ``p -= (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2))`` with
+    ``c1 = 1 - beta1^t`` and ``c2 = 1 - beta2^t`` (Python floats), so the bias corrections
+    cost no array passes. Moments start at zero.
+    """
+
+    family = "Adam"
+    slots = ("m", "v")
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled: bool = False) -> None:
+        self.beta1 = _check_unit("beta1", beta1, "0.9")
+        self.beta2 = _check_unit("beta2", beta2, "0.999")
+        self.eps = _check_eps(eps)
+        self.decoupled = self._check_decoupled(decoupled)
+        super().__init__(lr, weight_decay)
+
+    @staticmethod
+    def _check_decoupled(decoupled: Any) -> bool:
+        if not isinstance(decoupled, bool):
+            raise InputError(f"decoupled must be True or False, got {decoupled!r}")
+        return decoupled
+
+    def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
+        b1, b2, wd = self.beta1, self.beta2, self.weight_decay
+        if wd:
+            if self.decoupled:
+                p *= 1.0 - lr * wd  # p - lr*wd*p without a temporary
+            else:
+                g += wd * p
+        m = self._slot("m", name, p)
+        v = self._slot("v", name, p)
+        # Moments without temporaries, using g as scratch:
+        # m <- b1*m + (1-b1)*g, then g holds ((1-b1)*g)^2, rescaled to (1-b2)*g^2 for v.
+        m *= b1
+        g *= 1.0 - b1
+        m += g
+        g *= g
+        g *= (1.0 - b2) / ((1.0 - b1) * (1.0 - b1))
+        v *= b2
+        v += g
+        c1 = 1.0 - b1 ** self.t
+        root_c2 = math.sqrt(1.0 - b2 ** self.t)
+        # Two temporaries (the sqrt, then the quotient): the Array API has no out=, and an
+        # in-place reciprocal would add a rounding step.
+        d = self._xp(p).sqrt(v)
+        d += self.eps * root_c2
+        d = m / d
+        d *= lr * root_c2 / c1
+        p -= d
+
+    @property
+    def name(self) -> str:
+        return "adamw" if self.decoupled else "adam"
+
+    def hyperparams(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay, "decoupled": self.decoupled}
+
+    def _set_hyperparams(self, hp: Mapping[str, Any]) -> None:
+        beta1 = _check_unit("beta1", hp["beta1"], "0.9")
+        beta2 = _check_unit("beta2", hp["beta2"], "0.999")
+        eps = _check_eps(hp["eps"])
+        decoupled = self._check_decoupled(hp["decoupled"])
+        super()._set_hyperparams(hp)
+        self.beta1, self.beta2, self.eps, self.decoupled = beta1, beta2, eps, decoupled
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p <- p - lr * wd * p`` before the Adam update.
+
+    ``weight_decay`` defaults to 0.01, as in PyTorch's AdamW (at 0 it is plain Adam).
+    """
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay, decoupled=True)
+
+
+_OPTIMIZER_KWARGS = {
+    "sgd": {"weight_decay"},
+    "momentum": {"weight_decay"},
+    "nesterov": {"weight_decay"},
+    "adam": {"beta1", "beta2", "eps", "weight_decay"},
+    "adamw": {"beta1", "beta2", "eps", "weight_decay"},
+}
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, **kw: Any) -> Optimizer:
+    """Build an optimizer from its CLI name.
+
+    ``"sgd"`` plain SGD; ``"momentum"`` / ``"nesterov"`` SGD with classic / Nesterov
+    momentum ``momentum``; ``"adam"``; ``"adamw"``. ``momentum`` is ignored by the others.
+    ``kw`` may hold ``weight_decay`` (all) and ``beta1``, ``beta2``, ``eps`` (Adam, AdamW).
+
+    Raises:
+        InputError: unknown name, an argument the optimizer does not take, or a bad value.
+    """
+    key = str(name).strip().lower()
+    if key not in _OPTIMIZER_KWARGS:
+        raise InputError(f"unknown optimizer {name!r}; use one of: {', '.join(OPTIMIZER_NAMES)}")
+    extra = set(kw) - _OPTIMIZER_KWARGS[key]
+    if extra:
+        raise InputError(f"optimizer {key!r} does not take {', '.join(sorted(extra))}; "
+                         f"it takes lr and {', '.join(sorted(_OPTIMIZER_KWARGS[key]))}")
+    if key == "sgd":
+        return SGD(lr, **kw)
+    if key in ("momentum", "nesterov"):
+        return SGD(lr, momentum=momentum, nesterov=key == "nesterov", **kw)
+    if key == "adam":
+        return Adam(lr, **kw)
+    return AdamW(lr, **kw)
+
+
+# -- learning-rate schedules ------------------------------------------------------------
+
+def _fmt(x: float) -> str:
+    """A number as it round-trips through float(): "10" for 10.0, repr otherwise."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+class Schedule:
+    """Learning rate as a function of the (fractional) epoch: ``schedule(epoch) -> lr``.
+
+    In the iteration regime the trainer passes ``iteration / iterations_per_epoch``.
+    ``spec`` is the string that ``parse_schedule(spec, base_lr, total_epochs)`` turns back
+    into the same schedule; this base class is the constant one (``lr = base_lr``).
+    """
+
+    def __init__(self, base_lr: float) -> None:
+        self.base_lr = _check_lr(base_lr, "base_lr")
+
+    @property
+    def spec(self) -> str:
+        return "constant"
+
+    def _lr(self, epoch: float) -> float:
+        return self.base_lr
+
+    def __call__(self, epoch: float) -> float:
+        e = float(epoch)
+        if not e >= 0.0:  # also catches NaN
+            raise InputError(f"schedule epoch must be >= 0, got {epoch!r}")
+        return self._lr(e)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(spec={self.spec!r}, base_lr={self.base_lr!r})"
+
+
+class ExponentialSchedule(Schedule):
+    """``lr = base_lr * gamma ** floor(epoch)``: multiplied by gamma at the end of each epoch."""
+
+    def __init__(self, base_lr: float, gamma: float) -> None:
+        super().__init__(base_lr)
+        self.gamma = _check_gamma(gamma)
+
+    @property
+    def spec(self) -> str:
+        return f"exp:{_fmt(self.gamma)}"
+
+    def _lr(self, epoch: float) -> float:
+        return self.base_lr * self.gamma ** math.floor(epoch)
+
+
+class StepSchedule(Schedule):
+    """``lr = base_lr * gamma ** floor(epoch / every)``: multiplied by gamma every ``every`` epochs."""
+
+    def __init__(self, base_lr: float, every: float, gamma: float) -> None:
+        super().__init__(base_lr)
+        self.every = _number("EPOCHS", every, "use a positive number of epochs such as 10")
+        if self.every <= 0.0:
+            raise InputError(f"EPOCHS must be > 0, got {self.every!r}; use a positive number of epochs such as 10")
+        self.gamma = _check_gamma(gamma)
+
+    @property
+    def spec(self) -> str:
+        return f"step:{_fmt(self.every)}:{_fmt(self.gamma)}"
+
+    def _lr(self, epoch: float) -> float:
+        return self.base_lr * self.gamma ** math.floor(epoch / self.every)
+
+
+class CosineSchedule(Schedule):
+    """``lr = min_lr + 0.5 * (base_lr - min_lr) * (1 + cos(pi * min(epoch, T) / T))``, T = total_epochs.
+
+    Evaluated continuously on fractional epochs; it stays at ``min_lr`` after ``T``.
+    With ``min_lr = 0`` this is ``0.5 * base_lr * (1 + cos(pi * epoch / T))``.
+    """
+
+    def __init__(self, base_lr: float, total_epochs: float, min_lr: float = 0.0) -> None:
+        super().__init__(base_lr)
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, numbers.Real) or not total_epochs > 0:
+            raise InputError(f"the cosine schedule needs total_epochs > 0, got {total_epochs!r}; "
+                             f"pass the number of training epochs")
+        self.total_epochs = float(total_epochs)
+        self.min_lr = _number("MIN_LR", min_lr, "use a learning rate between 0 and base_lr")
+        if not 0.0 <= self.min_lr <= self.base_lr:
+            raise InputError(f"MIN_LR must be in [0, base_lr={self.base_lr!r}], got {self.min_lr!r}; "
+                             f"use a learning rate between 0 and base_lr")
+
+    @property
+    def spec(self) -> str:
+        return "cosine" if self.min_lr == 0.0 else f"cosine:{_fmt(self.min_lr)}"
+
+    def _lr(self, epoch: float) -> float:
+        horizon = self.total_epochs
+        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (
+            1.0 + math.cos(math.pi * min(epoch, horizon) / horizon))
+
+
+def _check_gamma(gamma: Any) -> float:
+    x = _number("GAMMA", gamma, "use a decay factor in (0, 1] such as 0.95")
+    if not 0.0 < x <= 1.0:
+        raise InputError(f"GAMMA must be in (0, 1], got {x!r}; use a decay factor such as 0.95")
+    return x
+
+
+def _schedule_number(text: str, field: str) -> float:
+    try:
+        return float(field)
+    except ValueError:
+        raise InputError(f"bad learning-rate schedule {text!r}: {field!r} is not a number; "
+                         f"use one of: {SCHEDULE_FORMS}") from None
+
+
+def parse_schedule(text: str, base_lr: float, total_epochs: float | None = None) -> Schedule:
+    """Turn a CLI schedule string into a :class:`Schedule`.
+
+    Forms (case-insensitive):
+
+    - ``constant``: ``lr = base_lr``.
+    - ``exp:GAMMA``: ``lr = base_lr * GAMMA ** floor(epoch)``, 0 < GAMMA <= 1 (e.g. ``exp:0.95``).
+    - ``step:EPOCHS:GAMMA``: ``lr = base_lr * GAMMA ** floor(epoch / EPOCHS)`` (e.g. ``step:10:0.5``).
+    - ``cosine`` / ``cosine:MIN_LR``: ``lr = MIN_LR + 0.5 * (base_lr - MIN_LR) * (1 + cos(pi * min(epoch, T) / T))``
+      with ``T = total_epochs`` (required), ``0 <= MIN_LR <= base_lr``.
+
+    Raises:
+        InputError: a malformed string or value; the message names the accepted forms.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"the learning-rate schedule must be a string, got {text!r}; use one of: {SCHEDULE_FORMS}")
+    parts = [s.strip() for s in text.strip().lower().split(":")]
+    kind, args = parts[0], parts[1:]
+    nums = [_schedule_number(text, a) for a in args]
+    try:
+        if kind == "constant" and not args:
+            return Schedule(base_lr)
+        if kind == "exp" and len(args) == 1:
+            return ExponentialSchedule(base_lr, nums[0])
+        if kind == "step" and len(args) == 2:
+            return StepSchedule(base_lr, nums[0], nums[1])
+        if kind == "cosine" and len(args) <= 1:
+            return CosineSchedule(base_lr, total_epochs, *nums)  # type: ignore[arg-type]
+    except InputError as exc:
+        # the constructors' messages name the bad value; add the schedule string and the forms
+        raise InputError(f"bad learning-rate schedule {text!r}: {exc}. Accepted forms: {SCHEDULE_FORMS}") from None
+    known = ("constant", "exp", "step", "cosine")
+    why = f"wrong number of ':' fields for {kind!r}" if kind in known else f"unknown schedule {kind!r}"
+    raise InputError(f"bad learning-rate schedule {text!r} ({why}); use one of: {SCHEDULE_FORMS}")

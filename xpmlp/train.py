@@ -1,0 +1,406 @@
+"""The training loop: both regimes of the experiments, History, early stopping, evaluation.
+
+Regimes:
+  * ``epochs``: a fresh seeded shuffle of the training set each epoch; train and validation
+    loss and accuracy after every epoch.
+  * ``iterations``: minibatches drawn at random with replacement (as the CIFAR-10 homework
+    does); a log line and a validation accuracy every ``log_every`` iterations.
+
+What stays off the hot path (DESIGN.md, performance rules): the training set moves to the
+device once; minibatch indices are drawn on the host once per epoch (or once per log window)
+and moved in one transfer; each step gathers its batch with ``xp.take``; the per-step losses
+stay on the device and are read in one synchronising transfer every ``sync_every`` steps.
+
+Every random draw is a function of (seed, epoch or window), so a run resumed from a
+checkpoint at any step replays exactly the same batches as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .backend import host_rng
+from .errors import DivergenceError, InputError
+from .losses import softmax_cross_entropy
+from .model import MLP
+from .optim import Optimizer, make_optimizer, parse_schedule
+
+Array = Any
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (JSON-serialisable with ``asdict``)."""
+
+    epochs: int | None = None
+    iterations: int | None = None
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    reg: float = 0.0
+    log_every: int = 100
+    train_eval_size: int = 1000
+    early_stopping: int | None = None
+    early_stopping_metric: str = "val_acc"
+    min_delta: float = 0.0
+    restore_best: bool = True
+    sync_every: int = 50
+    seed: int = 0
+
+    def validate(self, n_train: int | None = None) -> None:
+        """Raise InputError naming the first bad setting and how to fix it."""
+        if (self.epochs is None) == (self.iterations is None):
+            raise InputError("give exactly one of epochs or iterations (--epochs N or --iterations N)")
+        for name in ("epochs", "iterations"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InputError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if n_train is not None and self.batch_size > n_train:
+            raise InputError(f"batch size {self.batch_size} is larger than the training set ({n_train} samples); "
+                             f"use --batch-size {min(128, n_train)} or more data")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"learning rate must be a positive number, got {self.lr!r} (e.g. --lr 0.1)")
+        if not self.reg >= 0:
+            raise InputError(f"reg must be >= 0, got {self.reg!r} (e.g. --reg 1e-4, or 0 for none)")
+        if self.log_every < 1 or self.sync_every < 1:
+            raise InputError("log_every and sync_every must be positive integers")
+        if self.train_eval_size < 0:
+            raise InputError("train_eval_size must be >= 0")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise InputError(f"early-stopping patience must be a positive integer, got {self.early_stopping}")
+        if self.early_stopping_metric not in ("val_acc", "val_loss"):
+            raise InputError(f"early stopping watches 'val_acc' or 'val_loss', not {self.early_stopping_metric!r}")
+
+    @property
+    def regime(self) -> str:
+        return "epochs" if self.epochs is not None else "iterations"
+
+
+@dataclass
+class History:
+    """What a run records; JSON-serialisable through ``to_dict``.
+
+    ``iteration_loss``: the regularised training loss of every step. ``eval``: one dict per
+    evaluation point with iteration, epoch, train_loss, train_acc, val_loss, val_acc, lr, time.
+    """
+
+    regime: str = "epochs"
+    iteration_loss: list[float] = field(default_factory=list)
+    eval: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    stopped: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        return cls(**{k: d[k] for k in ("regime", "iteration_loss", "eval", "best", "stopped") if k in d})
+
+
+def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[float, float]:
+    """Mean cross-entropy (no penalty) and accuracy of ``model`` on device arrays X, y.
+
+    Sums are kept on the device; the two numbers are read once at the end.
+    """
+    xp = model.xp
+    n = X.shape[0]
+    if n == 0:
+        return float("nan"), float("nan")
+    total_loss, correct = 0.0, 0
+    for s in range(0, n, batch_size):
+        stop = min(s + batch_size, n)  # the Array API leaves out-of-bounds slice stops unspecified
+        logits = model.net.forward(X[s:stop, ...], train=False)
+        yb = y[s:stop]
+        loss, _ = softmax_cross_entropy(logits, yb, xp)
+        total_loss = total_loss + loss * yb.shape[0]
+        correct = correct + xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64))
+    return float(total_loss) / n, int(correct) / n
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C into a flag the loop checks after each step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+class Trainer:
+    """Trains an MLP with a config; ``fit`` returns a History.
+
+    Args:
+        model: the MLP to train in place.
+        config: a TrainConfig.
+        log: where log lines go (``print`` by default; ``None`` for silence).
+        progress: ``"auto"`` (a tqdm bar on an interactive terminal, else log lines),
+            ``"bar"``, ``"lines"`` or ``"none"``.
+        on_checkpoint: called with the trainer at each evaluation point, at a clean
+            Ctrl-C stop and at the end (the run folder writes its checkpoint there).
+    """
+
+    def __init__(self, model: MLP, config: TrainConfig, *, log: Callable[[str], None] | None = print,
+                 progress: str = "auto", on_checkpoint: Callable[[Trainer], None] | None = None,
+                 optimizer: Optimizer | None = None) -> None:
+        self.model, self.config = model, config
+        self.log = log or (lambda line: None)
+        self.progress = progress
+        self.on_checkpoint = on_checkpoint
+        self.optimizer = optimizer or make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
+                                                     weight_decay=config.weight_decay)
+        self.history = History(regime=config.regime)
+        self.step = 0  # optimizer steps done
+        self.best_state: dict[str, Array] | None = None
+        self.best_value: float | None = None
+        self.bad_evals = 0
+        self.interrupted = False
+        self.train_seconds = 0.0
+        self._n_train = 0
+
+    # -- schedule and sizes ------------------------------------------------------
+    def steps_per_epoch(self, n: int) -> int:
+        return math.ceil(n / self.config.batch_size)
+
+    def total_steps(self, n: int) -> int:
+        c = self.config
+        return c.iterations if c.iterations is not None else c.epochs * self.steps_per_epoch(n)
+
+    def epoch_at(self, step: int, n: int) -> float:
+        """Fractional epoch after ``step`` steps (iteration regime: n / batch size steps an epoch)."""
+        if self.config.regime == "epochs":
+            return step / self.steps_per_epoch(n)
+        return step * self.config.batch_size / n
+
+    # -- the batches: a pure function of (seed, epoch or window) -------------------
+    def _batch_plan(self, n: int, block: int) -> tuple[Any, int]:
+        """Host indices for block ``block`` (an epoch or a log window) and its first step."""
+        c = self.config
+        if c.regime == "epochs":
+            return host_rng([c.seed, 1, block]).permutation(n), block * self.steps_per_epoch(n)
+        count = min(c.log_every, c.iterations - block * c.log_every)
+        return host_rng([c.seed, 2, block]).integers(0, n, (count * c.batch_size,)), block * c.log_every
+
+    def _block_of(self, step: int, n: int) -> int:
+        c = self.config
+        return step // (self.steps_per_epoch(n) if c.regime == "epochs" else c.log_every)
+
+    # -- state for checkpoints -----------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """JSON-able trainer state (the arrays go separately: model, optimizer, best)."""
+        return {"step": self.step, "best_value": self.best_value, "bad_evals": self.bad_evals,
+                "train_seconds": self.train_seconds, "history": self.history.to_dict(),
+                "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"}}
+
+    def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
+        self.step = int(state["step"])
+        self.best_value = state.get("best_value")
+        self.bad_evals = int(state.get("bad_evals", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.history = History.from_dict(state["history"])
+        if best:
+            self.best_state = {k: self.model.backend.asarray(v) for k, v in best.items()}
+
+    # -- the loop --------------------------------------------------------------
+    def fit(self, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any = None) -> History:
+        """Train on (X_train, y_train), evaluating on (X_val, y_val) when given.
+
+        Inputs may be host NumPy arrays or arrays of the model's backend; they are checked
+        once and moved to the device once.
+        """
+        model, c = self.model, self.config
+        xp = model.xp
+        X = model.check_x(X_train)
+        y = model.check_y(y_train, X.shape[0])
+        n = X.shape[0]
+        c.validate(n)
+        self._n_train = n
+        has_val = X_val is not None and y_val is not None and len(y_val) > 0
+        if has_val:
+            Xv = model.check_x(X_val)
+            yv = model.check_y(y_val, Xv.shape[0])
+        schedule = parse_schedule(c.lr_schedule, c.lr, c.epochs if c.epochs is not None else
+                                  max(1, math.ceil(c.iterations * c.batch_size / n)))
+        # a fixed subset of the training set for the train accuracy, the same at every evaluation
+        sub = host_rng([c.seed, 3]).permutation(n)[:min(c.train_eval_size, n)]
+        sub_dev = model.backend.asarray(sub)
+        Xs, ys = xp.take(X, sub_dev, axis=0), xp.take(y, sub_dev, axis=0)
+
+        total = self.total_steps(n)
+        if self.step >= total:
+            self.log(f"nothing to do: the run already has {self.step} of {total} steps")
+            return self.history
+        bar = self._make_bar(total)
+        pending: list[Array] = []  # per-step losses still on the device
+        window_start = time.perf_counter()
+        bs = c.batch_size
+        with _Interrupt() as interrupt:
+            while self.step < total and not self.interrupted:
+                block = self._block_of(self.step, n)
+                plan, first = self._batch_plan(n, block)
+                plan_dev = model.backend.asarray(plan)  # one transfer per epoch / window
+                block_steps = (self.steps_per_epoch(n) if c.regime == "epochs" else len(plan) // bs)
+                for k in range(self.step - first, block_steps):
+                    idx = plan_dev[k * bs:min((k + 1) * bs, plan_dev.shape[0])]
+                    xb = xp.take(X, idx, axis=0)
+                    yb = xp.take(y, idx, axis=0)
+                    loss, grads = model.loss(xb, yb, c.reg, check=False)
+                    self.optimizer.lr = schedule(self.epoch_at(self.step, n))
+                    self.optimizer.step(model.params, grads)
+                    pending.append(loss)
+                    self.step += 1
+                    if len(pending) >= c.sync_every:
+                        self._flush(pending, bar)
+                    if interrupt.requested:
+                        self.interrupted = True
+                        break
+                    if c.regime == "iterations" and (self.step % c.log_every == 0 or self.step == total):
+                        break
+                self._flush(pending, bar)
+                at_eval = not self.interrupted and (
+                    c.regime == "iterations" or self.step % self.steps_per_epoch(n) == 0)
+                if at_eval:
+                    self.train_seconds += time.perf_counter() - window_start
+                    stop = self._evaluate(Xs, ys, Xv if has_val else None, yv if has_val else None,
+                                          n, schedule, bar)
+                    window_start = time.perf_counter()
+                    if self.on_checkpoint:
+                        self.on_checkpoint(self)
+                    if stop:
+                        break
+            if self.interrupted:
+                self.train_seconds += time.perf_counter() - window_start
+                self.history.stopped = f"interrupted at step {self.step}"
+                if self.on_checkpoint:
+                    self.on_checkpoint(self)
+        if bar is not None:
+            bar.close()
+        if not self.history.stopped:
+            self.history.stopped = "completed"
+        if c.early_stopping and c.restore_best and self.best_state is not None and not self.interrupted:
+            for k, v in self.best_state.items():
+                model.net.set_param(k, v * 1.0)
+        return self.history
+
+    def _flush(self, pending: list[Array], bar: Any) -> None:
+        """Read the pending losses in one transfer, record them, stop on NaN/inf."""
+        if not pending:
+            return
+        xp = self.model.xp
+        values = self.model.backend.to_numpy(xp.stack([xp.asarray(v) for v in pending])).tolist()
+        first = self.step - len(values)
+        pending.clear()
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                step = first + i + 1
+                self.history.iteration_loss.extend(values[:i + 1])
+                self.history.stopped = f"diverged at step {step}"
+                raise DivergenceError(
+                    f"training diverged: the loss is {v} at step {step} (learning rate {self.optimizer.lr:g}); "
+                    "lower --lr (e.g. by 10x), add --reg, or standardise the inputs; "
+                    "the last good checkpoint is kept")
+        self.history.iteration_loss.extend(values)
+        if bar is not None:
+            bar.update(len(values))
+            bar.set_postfix_str(self._postfix(), refresh=False)
+
+    def _postfix(self) -> str:
+        loss = self.history.iteration_loss[-1] if self.history.iteration_loss else float("nan")
+        last = self.history.eval[-1]["val_acc"] if self.history.eval else None
+        return f"loss {loss:.4f}" + (f", val acc {last:.4f}" if last is not None else "")
+
+    def _evaluate(self, Xs: Array, ys: Array, Xv: Array | None, yv: Array | None, n: int,
+                  schedule: Callable[[float], float], bar: Any) -> bool:
+        """Record one evaluation point; log it; return True when early stopping says stop."""
+        c, model = self.config, self.model
+        train_loss_sub, train_acc = evaluate(model, Xs, ys)
+        val_loss, val_acc = evaluate(model, Xv, yv) if Xv is not None else (None, None)
+        epoch = self.epoch_at(self.step, n)
+        if c.regime == "epochs":
+            k = self.steps_per_epoch(n)
+            losses = self.history.iteration_loss[-k:]
+            train_loss = sum(losses) / len(losses)
+        else:
+            train_loss = self.history.iteration_loss[-1]
+        point = {"iteration": self.step, "epoch": round(epoch, 6), "train_loss": train_loss,
+                 "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
+                 "lr": schedule(epoch), "time": round(self.train_seconds, 4)}
+        self.history.eval.append(point)
+        if c.regime == "iterations":
+            line = f"iteration {self.step} / {c.iterations}: loss {train_loss:.6f}"
+            line += f", train acc {train_acc:.4f}" + (f", val acc {val_acc:.4f}" if val_acc is not None else "")
+        else:
+            line = (f"epoch {round(epoch)} / {c.epochs}: loss {train_loss:.6f}, train acc {train_acc:.4f}"
+                    + (f", val loss {val_loss:.4f}, val acc {val_acc:.4f}" if val_acc is not None else "")
+                    + f", lr {point['lr']:.3g}, {self.train_seconds:.1f}s")
+        if bar is not None:
+            bar.set_postfix_str(self._postfix())
+            if c.regime == "iterations" or bar.disable:
+                bar.write(line)
+        else:
+            self.log(line)
+        return self._track_best(point)
+
+    def _track_best(self, point: dict[str, Any]) -> bool:
+        """Keep the best-validation weights; True when patience has run out."""
+        c = self.config
+        if point["val_acc"] is None:
+            return False
+        value = point[c.early_stopping_metric]
+        sign = 1.0 if c.early_stopping_metric == "val_acc" else -1.0
+        if self.best_value is None or sign * (value - self.best_value) > c.min_delta:
+            self.best_value = value
+            self.bad_evals = 0
+            self.best_state = {k: v * 1.0 for k, v in self.model.params.items()}  # a device copy
+            self.history.best = dict(point)
+            return False
+        self.bad_evals += 1
+        if c.early_stopping and self.bad_evals >= c.early_stopping:
+            self.history.stopped = (f"early stopping at step {self.step}: {c.early_stopping_metric} has not "
+                                    f"improved for {self.bad_evals} evaluations; best {self.best_value:.4f} at "
+                                    f"step {self.history.best['iteration']}")
+            self.log(self.history.stopped)
+            return True
+        return False
+
+    def _make_bar(self, total: int) -> Any:
+        mode = self.progress
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        if mode != "bar":
+            return None
+        from tqdm.auto import tqdm
+        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, leave=True)
+
+
+def train(model: MLP, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any = None,
+          **config: Any) -> History:
+    """One-call training: ``train(model, X, y, Xv, yv, epochs=5, lr=0.1)`` -> History."""
+    log = config.pop("log", print)
+    progress = config.pop("progress", "auto")
+    return Trainer(model, TrainConfig(**config), log=log, progress=progress).fit(X_train, y_train, X_val, y_val)
