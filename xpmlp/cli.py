@@ -187,9 +187,11 @@ def _study_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[s
     over = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if args.no_download:
         over["download"] = False
-    if "epochs" in over:
-        over["iterations"] = None
-    if "iterations" in over:
+    if args.epochs is not None and args.iterations is not None:
+        raise XpmlpError("give only one of --epochs and --iterations")
+    if args.epochs is not None:
+        over["iterations"] = None  # switching regime: the preset's other length no longer applies
+    if args.iterations is not None:
         over["epochs"] = None
     return over
 

@@ -164,7 +164,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         "final_loss": history.iteration_loss[-1] if history.iteration_loss else None,
         "final_train_acc": last.get("train_acc"),
         "train_seconds": trainer.train_seconds,
-        "samples_per_second": steps_done * cfg["batch_size"] / trainer.train_seconds if trainer.train_seconds else None,
+        "samples_per_second": trainer.samples_seen / trainer.train_seconds if trainer.train_seconds else None,
         "steps": steps_done, "epochs_done": last.get("epoch"),
         "device": str(backend.device), "backend": backend.spec, "dtype": cfg["dtype"],
         "params": model.num_params(), "sizes": sizes, "stopped": history.stopped,

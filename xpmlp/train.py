@@ -176,6 +176,7 @@ class Trainer:
                                                      weight_decay=config.weight_decay)
         self.history = History(regime=config.regime)
         self.step = 0  # optimizer steps done
+        self.samples_seen = 0  # training examples consumed (the last batch of an epoch may be short)
         self.best_state: dict[str, Array] | None = None
         self.best_value: float | None = None
         self.bad_evals = 0
@@ -213,12 +214,13 @@ class Trainer:
     # -- state for checkpoints -----------------------------------------------------
     def state(self) -> dict[str, Any]:
         """JSON-able trainer state (the arrays go separately: model, optimizer, best)."""
-        return {"step": self.step, "best_value": self.best_value, "bad_evals": self.bad_evals,
+        return {"step": self.step, "samples_seen": self.samples_seen, "best_value": self.best_value, "bad_evals": self.bad_evals,
                 "train_seconds": self.train_seconds, "history": self.history.to_dict(),
                 "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"}}
 
     def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
         self.step = int(state["step"])
+        self.samples_seen = int(state.get("samples_seen", 0))
         self.best_value = state.get("best_value")
         self.bad_evals = int(state.get("bad_evals", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
@@ -274,6 +276,7 @@ class Trainer:
                     self.optimizer.step(model.params, grads)
                     pending.append(loss)
                     self.step += 1
+                    self.samples_seen += idx.shape[0]
                     if len(pending) >= c.sync_every:
                         self._flush(pending, bar)
                     if interrupt.requested:

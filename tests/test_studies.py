@@ -1,0 +1,171 @@
+"""The studies end to end on tiny generated data written in the real on-disk formats."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xpmlp import studies
+from xpmlp.cli import main
+from xpmlp.errors import InputError
+
+
+def write_idx_dataset(folder: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:
+    """A learnable 10-class MNIST-format data set (28x28 uint8, gzipped IDX) in ``folder``."""
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(0, 256, (10, 28, 28))
+
+    def images(labels: np.ndarray) -> np.ndarray:
+        noise = rng.integers(-40, 41, (len(labels), 28, 28))
+        return np.clip(protos[labels] + noise, 0, 255).astype(np.uint8)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images(labels).tobytes())
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 0x801, n) + labels.astype(np.uint8).tobytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return write_idx_dataset(tmp_path_factory.mktemp("data") / "mnist")
+
+
+QUICK = {"dataset": "mnist", "hidden": [32], "epochs": 4, "batch_size": 16, "lr": 0.02, "optimizer": "sgd",
+         "reg": 0.0, "val_size": 50, "device": "cpu", "download": False}
+
+
+def test_compare_writes_report_results_plots_and_skips_finished_runs(tmp_path, data_dir):
+    out = tmp_path / "cmp"
+    lines: list[str] = []
+    settings = {**QUICK, "data_dir": str(data_dir), "activations": ["relu", "tanh"]}
+    results = studies.compare(dict(settings), out, log=lines.append, command="xpmlp compare test")
+    assert [r["config"]["activation"] for r in results["runs"]] == ["relu", "tanh"]
+    for name in ("report.md", "results.json", "loss.png", "accuracy.png", "W1_relu.png", "W1_tanh.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert [r["config"]["activation"] for r in saved["runs"]] == ["relu", "tanh"]
+    report = (out / "report.md").read_text()
+    table_rows = [line for line in report.splitlines() if line.startswith("| relu") or line.startswith("| tanh")]
+    assert len(table_rows) == 2
+    assert "![loss](loss.png)" in report and "W1_relu.png" in report and "xpmlp compare test" in report
+    for r in saved["runs"]:
+        run = Path(r["run_dir"])
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["test_acc"] == r["metrics"]["test_acc"]
+        assert metrics["test_acc"] > 0.5  # prototypes plus noise are easy to separate
+        assert (run / "checkpoint.npz").is_file() and (run / "history.json").is_file()
+    # a second run with the same --out trains nothing again
+    lines.clear()
+    again = studies.compare(dict(settings), out, log=lines.append)
+    assert all(r["skipped"] for r in again["runs"])
+    assert sum("already finished, skipped" in line for line in lines) == 2
+    assert [r["metrics"]["test_acc"] for r in again["runs"]] == [r["metrics"]["test_acc"] for r in saved["runs"]]
+
+
+def test_compare_retrains_a_run_whose_settings_changed(tmp_path, data_dir):
+    out = tmp_path / "cmp"
+    settings = {**QUICK, "data_dir": str(data_dir), "activations": ["relu"]}
+    studies.compare(dict(settings), out, log=lambda line: None)
+    run_dir = next((out / "runs").iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert studies.finished_metrics(run_dir, {**json.loads((run_dir / "config.json").read_text())}) == metrics
+    changed = {**json.loads((run_dir / "config.json").read_text()), "val_size": 60}
+    assert studies.finished_metrics(run_dir, changed) is None
+
+
+def test_compare_cli_with_mnist_preset_quick(tmp_path, data_dir, capsys):
+    out = tmp_path / "cli"
+    code = main(["compare", "--preset", "mnist", "--activations", "sigmoid", "relu", "--hidden", "12",
+                 "--epochs", "1", "--val-size", "50", "--data-dir", str(data_dir), "--no-download",
+                 "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "activation" in text and "sigmoid" in text and "relu" in text
+    results = json.loads((out / "results.json").read_text())
+    cfgs = [r["config"] for r in results["runs"]]
+    # the preset's protocol, with the quick overrides applied
+    assert all(c["optimizer"] == "adam" and c["lr"] == 1e-3 and c["reg"] == 1e-8 for c in cfgs)
+    assert all(c["epochs"] == 1 and c["iterations"] is None and c["hidden"] == [12] for c in cfgs)
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_sweep_ranks_by_validation_and_reports_test_of_selected_only(tmp_path, data_dir, monkeypatch):
+    spec = {"name": "t", "dataset": "mnist", "base": {**{k: v for k, v in QUICK.items() if k != "dataset"}},
+            "candidates": [{"hidden": [8], "lr": 0.05}, {"hidden": [16], "lr": 0.1}, {"hidden": [4], "lr": 0.01}]}
+    out = tmp_path / "sw"
+    results = studies.sweep(spec, out, overrides={"data_dir": str(data_dir)}, log=lambda line: None)
+    ranking = results["ranking"]
+    vals = [r["metrics"]["best_val_acc"] for r in ranking]
+    assert vals == sorted(vals, reverse=True)
+    assert results["selected"][0]["run_dir"] == ranking[0]["run_dir"]
+    report = (out / "report.md").read_text()
+    assert report.count("(not selected)") == 2
+    assert (out / "accuracy.png").is_file()
+
+
+def test_selection_ignores_test_accuracy():
+    rows = [
+        {"config": {"activation": "a"}, "metrics": {"best_val_acc": 0.80, "test_acc": 0.99, "params": 10}},
+        {"config": {"activation": "b"}, "metrics": {"best_val_acc": 0.90, "test_acc": 0.10, "params": 10}},
+        {"config": {"activation": "c"}, "metrics": {"best_val_acc": 0.85, "test_acc": 0.50, "params": 10}},
+    ]
+    assert [r["config"]["activation"] for r in studies.rank_by_validation(rows)] == ["b", "c", "a"]
+
+
+def test_expand_grid_and_random_sample():
+    spec = {"grid": {"hidden": [[8], [8, 8]], "lr": [0.1, 0.01], "activation": "relu"}}
+    combos = studies.expand_spec(spec)
+    assert len(combos) == 4
+    assert {(tuple(c["hidden"]), c["lr"]) for c in combos} == {((8,), 0.1), ((8,), 0.01), ((8, 8), 0.1),
+                                                              ((8, 8), 0.01)}
+    assert all(c["activation"] == "relu" for c in combos)
+    single = studies.expand_spec({"grid": {"hidden": [500, 500]}})
+    assert single == [{"hidden": [500, 500]}]  # a list of ints is one architecture, not two
+    sample = studies.expand_spec({**spec, "search": "random", "samples": 3, "seed": 1})
+    assert len(sample) == 3 and all(s in combos for s in sample)
+    assert sample == studies.expand_spec({**spec, "search": "random", "samples": 3, "seed": 1})
+
+
+@pytest.mark.parametrize("spec, match", [
+    ([1, 2], "mapping"),
+    ({"base": {}}, "grid"),
+    ({"grid": {"widths": [1]}}, "unknown setting"),
+    ({"grid": {"lr": [1]}, "colour": 1}, "unknown keys"),
+    ({"grid": {"lr": [1]}, "search": "bayes"}, "grid' or 'random"),
+])
+def test_bad_specs_are_clear_errors(spec, match):
+    with pytest.raises(InputError, match=match):
+        studies.check_spec(spec)
+
+
+def test_load_spec_errors(tmp_path):
+    with pytest.raises(InputError, match="cannot read sweep spec"):
+        studies.load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed")
+    with pytest.raises(InputError, match="not valid YAML"):
+        studies.load_spec(bad)
+
+
+@pytest.mark.parametrize("name", ["fashion-homework.yaml", "fashion-search.yaml"])
+def test_shipped_specs_are_valid(name):
+    path = Path(__file__).resolve().parents[1] / "scripts" / "specs" / name
+    spec = studies.load_spec(path)
+    configs = studies.expand_spec(spec)
+    assert configs and spec["dataset"] == "fashion-mnist"
+    if name == "fashion-homework.yaml":
+        assert len(configs) == 3
