@@ -114,7 +114,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError, AttributeError) as exc:
+        # AttributeError: a zip entry that is not .npy data comes back as bytes
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(exc).__name__}: {exc}); "
                               "use an earlier checkpoint or train again") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

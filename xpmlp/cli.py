@@ -81,11 +81,13 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_run_config(cfg: dict[str, Any]) -> None:
     """Fail fast on bad settings before any data is loaded."""
+    from .backend import get_backend
     from .layers import get_activation, init_std
     from .optim import make_optimizer, parse_schedule
     from .runs import train_config
 
     train_config(cfg).validate()
+    get_backend(cfg["device"], cfg["dtype"])
     get_activation(cfg["activation"])
     init_std(cfg["init"], 1, 1)
     make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
@@ -102,7 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         check_run_config(cfg)
-    out = Path(args.out) if args.out else Path("runs") / _run_name(cfg)
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path(args.resume).parent if args.resume else Path("runs") / _run_name(cfg)
     log = None if args.quiet else print
     train_run(cfg, out, resume=args.resume, log=log, progress="lines" if args.quiet else "auto")
     return 0

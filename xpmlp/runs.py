@@ -123,8 +123,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         cfg = {**state["config"], "device": cfg.get("device", state["config"]["device"])}
     tcfg = train_config(cfg)
     tcfg.validate()
+    backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
     prepared = prepared if prepared is not None else load_data(cfg, say)
-    backend = get_backend(cfg["device"], cfg["dtype"])
     if backend.note:
         say(backend.note)
     sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]

@@ -214,8 +214,8 @@ class Trainer:
     # -- state for checkpoints -----------------------------------------------------
     def state(self) -> dict[str, Any]:
         """JSON-able trainer state (the arrays go separately: model, optimizer, best)."""
-        return {"step": self.step, "samples_seen": self.samples_seen, "best_value": self.best_value, "bad_evals": self.bad_evals,
-                "train_seconds": self.train_seconds, "history": self.history.to_dict(),
+        return {"step": self.step, "samples_seen": self.samples_seen, "best_value": self.best_value,
+                "bad_evals": self.bad_evals, "train_seconds": self.train_seconds, "history": self.history.to_dict(),
                 "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"}}
 
     def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
@@ -254,9 +254,10 @@ class Trainer:
         Xs, ys = xp.take(X, sub_dev, axis=0), xp.take(y, sub_dev, axis=0)
 
         total = self.total_steps(n)
-        if self.step >= total:
-            self.log(f"nothing to do: the run already has {self.step} of {total} steps")
+        if self.step >= total or self.history.stopped.startswith("early stopping"):
+            self.log(f"nothing to do: the run already has {self.step} of {total} steps ({self.history.stopped})")
             return self.history
+        self.history.stopped = ""  # a resumed run is no longer 'interrupted'
         bar = self._make_bar(total)
         pending: list[Array] = []  # per-step losses still on the device
         window_start = time.perf_counter()
