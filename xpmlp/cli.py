@@ -260,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     _study_common(p)
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("bench", help="xpmlp against PyTorch, scikit-learn and the bare GEMMs, interleaved")
+    from . import bench
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.run)
+
     p = sub.add_parser("devices", help="list backends and whether each is usable here")
     p.set_defaults(func=cmd_devices)
 
