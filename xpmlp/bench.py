@@ -43,13 +43,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoint import atomic_write_json
+from .cli import positive_int as _positive_int
 from .errors import InputError, XpmlpError
 
 CONTENDERS = ("xpmlp", "torch", "sklearn", "gemm")
@@ -1000,36 +1000,12 @@ def format_report(result: dict[str, Any]) -> str:
 
 def write_json(path: str | os.PathLike[str], result: dict[str, Any]) -> None:
     """Write the result atomically: a temporary file in the same folder, then os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_json(path, result)
 
 
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
 
 def _contender_list(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]

@@ -10,7 +10,7 @@ from typing import Any
 from .errors import XpmlpError
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -39,7 +39,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=D["dataset"], help="fashion-mnist | mnist | cifar10")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (else searched)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not found")
-    p.add_argument("--hidden", type=_positive_int, nargs="*", default=D["hidden"], help="hidden widths")
+    p.add_argument("--hidden", type=positive_int, nargs="*", default=D["hidden"], help="hidden widths")
     p.add_argument("--activation", default=D["activation"])
     p.add_argument("--init", default=D["init"], help="he | xavier | std:S")
     p.add_argument("--optimizer", default=D["optimizer"], help="sgd | momentum | nesterov | adam | adamw")
@@ -48,14 +48,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=_float, default=D["weight_decay"], help="decoupled (adamw) or coupled")
     p.add_argument("--lr-schedule", default=D["lr_schedule"], help="constant | exp:0.95 | step:10:0.5 | cosine")
     p.add_argument("--reg", type=_float, default=D["reg"], help="L2 strength: loss += 0.5*reg*sum(W**2)")
-    p.add_argument("--batch-size", type=_positive_int, default=D["batch_size"])
-    p.add_argument("--epochs", type=_positive_int, default=None)
-    p.add_argument("--iterations", type=_positive_int, default=None)
-    p.add_argument("--log-every", type=_positive_int, default=D["log_every"], help="iterations between logs")
+    p.add_argument("--batch-size", type=positive_int, default=D["batch_size"])
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument("--iterations", type=positive_int, default=None)
+    p.add_argument("--log-every", type=positive_int, default=D["log_every"], help="iterations between logs")
     p.add_argument("--val-size", type=int, default=None, help="validation examples (default 5000; cifar10 1000)")
-    p.add_argument("--subset", type=_positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--subset", type=positive_int, default=None, help="train on N class-balanced examples")
     p.add_argument("--preprocess", default=D["preprocess"], help="scale | standardize | mean-image")
-    p.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE")
+    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE")
     p.add_argument("--train-eval-size", type=int, default=D["train_eval_size"],
                    help="training examples scored for train accuracy at each evaluation")
     add_device_args(p)
@@ -179,11 +179,11 @@ def _study_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true")
     add_device_args(p)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--jobs", type=_positive_int, default=1, help="runs trained in parallel worker processes")
-    p.add_argument("--subset", type=_positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel worker processes")
+    p.add_argument("--subset", type=positive_int, default=None, help="train on N class-balanced examples")
     p.add_argument("--val-size", type=int, default=None)
-    p.add_argument("--epochs", type=_positive_int, default=None)
-    p.add_argument("--iterations", type=_positive_int, default=None)
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument("--iterations", type=positive_int, default=None)
     p.add_argument("--dtype", default=None, choices=["float32", "float64"])
 
 
@@ -246,12 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cifar10: the two-layer CIFAR-10 study; mnist: 784-500-500-10 on MNIST")
     p.add_argument("--activations", nargs="+", default=None)
     p.add_argument("--dataset", default=None)
-    p.add_argument("--hidden", type=_positive_int, nargs="+", default=None)
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=None)
     p.add_argument("--lr", type=_float, default=None)
     p.add_argument("--reg", type=_float, default=None)
-    p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--optimizer", default=None)
-    p.add_argument("--log-every", type=_positive_int, default=None)
+    p.add_argument("--log-every", type=positive_int, default=None)
     _study_common(p)
     p.set_defaults(func=cmd_compare)
 
