@@ -364,8 +364,7 @@ class Trainer:
                     + f", lr {point['lr']:.3g}, {self.train_seconds:.1f}s")
         if bar is not None:
             bar.set_postfix_str(self._postfix())
-            if c.regime == "iterations" or bar.disable:
-                bar.write(line)
+            bar.write(line)  # above the bar, which stays at the bottom
         else:
             self.log(line)
         return self._track_best(point)
