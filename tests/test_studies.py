@@ -113,7 +113,9 @@ def test_sweep_ranks_by_validation_and_reports_test_of_selected_only(tmp_path, d
     assert vals == sorted(vals, reverse=True)
     assert results["selected"][0]["run_dir"] == ranking[0]["run_dir"]
     report = (out / "report.md").read_text()
-    assert report.count("(not selected)") == 2
+    rows = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 3
+    assert [row.rstrip(" |").endswith("yes") for row in rows] == [True, False, False]
     assert (out / "accuracy.png").is_file()
 
 

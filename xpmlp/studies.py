@@ -290,14 +290,15 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     rows = run_many(configs, out, jobs=jobs, log=log)
     ranked = rank_by_validation(rows)
     top = int(spec.get("select_top", 1))
-    header = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc", "test acc"]
+    header = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc",
+              "final test acc", "selected"]
     table = []
     for i, r in enumerate(ranked, 1):
         c, m = r["config"], r["metrics"]
         structure = "-".join(str(s) for s in m["sizes"])
         table.append([str(i), structure, c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
-                      f"{c['lr']:g}", f"{c['reg']:g}", _fmt(m["best_val_acc"]),
-                      _fmt(m["test_acc"]) if i <= top else "(not selected)"])
+                      f"{c['lr']:g}", f"{c['reg']:g}", _fmt(m["best_val_acc"]), _fmt(m["test_acc"]),
+                      "yes" if i <= top else ""])
     log(text_table(header, table))
     histories = {f"#{i} " + _run_key(r["config"]): _history(r["run_dir"]) for i, r in enumerate(ranked, 1)}
     plots.plot_accuracy(histories, out / "accuracy.png", title="Accuracy per candidate")
@@ -314,7 +315,7 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
         f"# Hyper-parameter sweep{': ' + spec['name'] if spec.get('name') else ''} on {configs[0]['dataset']}", "",
         f"Command: `{results['command']}`", "",
         f"{len(configs)} configurations, ranked by best validation accuracy (the test set is not used to "
-        f"choose); the test accuracy of the top {top} is reported. Date {results['date']}, device "
+        f"choose: the test column is reported, never used); the top {top} selected. Date {results['date']}, device "
         f"{best['metrics']['backend']}.", "",
         markdown_table(header, table), "",
         f"Selected: `{Path(best['run_dir']).name}` — validation {best['metrics']['best_val_acc']:.4f}, "
