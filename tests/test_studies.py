@@ -171,3 +171,20 @@ def test_shipped_specs_are_valid(name):
     assert configs and spec["dataset"] == "fashion-mnist"
     if name == "fashion-homework.yaml":
         assert len(configs) == 3
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_diverging_candidate_is_recorded_and_the_sweep_goes_on(tmp_path, data_dir):
+    spec = {"dataset": "mnist", "base": {**{k: v for k, v in QUICK.items() if k != "dataset"}},
+            "candidates": [{"hidden": [16], "lr": 1e30, "activation": "relu"}, {"hidden": [16], "lr": 0.02}]}
+    out = tmp_path / "div"
+    lines: list[str] = []
+    results = studies.sweep(spec, out, overrides={"data_dir": str(data_dir)}, log=lines.append)
+    ranking = results["ranking"]
+    assert ranking[0]["config"]["lr"] == 0.02 and ranking[0]["metrics"]["best_val_acc"] > 0.5
+    assert ranking[1]["config"]["lr"] == 1e30
+    assert ranking[1]["metrics"]["stopped"].startswith("diverged") and ranking[1]["metrics"]["test_acc"] is None
+    assert any("diverged" in line for line in lines)
+    # the diverged run is a finished result: running the study again trains nothing
+    again = studies.sweep(spec, out, overrides={"data_dir": str(data_dir)}, log=lambda line: None)
+    assert all(r["skipped"] for r in again["ranking"])

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import atomic_write_json, atomic_write_text
-from .errors import InputError
+from .errors import DivergenceError, InputError
 
 #: The two activation studies of the homework. ``cifar10``: the two-layer network of the
 #: CIFAR-10 assignment (iteration regime, std-1e-4 init, mean-image subtraction, lr decay
@@ -63,7 +63,9 @@ def finished_metrics(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | Non
     except (OSError, ValueError):
         return None
     same = all(done.get(k) == v for k, v in cfg.items() if k not in ("device", "data_dir", "download"))
-    return result if same and result.get("stopped") == "completed" else None
+    # completed, early-stopped and diverged runs are results; only an interrupted one is trained on
+    ended = not str(result.get("stopped", "interrupted")).startswith("interrupted")
+    return result if same and ended else None
 
 
 def run_many(configs: list[dict[str, Any]], out: Path, *, jobs: int = 1, log: Callable[[str], None] = print,
@@ -122,11 +124,28 @@ def _init_worker(threads: int) -> None:
 def _train_one(cfg: dict[str, Any], run_dir: Path, log: Callable[[str], None] | None, progress: str,
                prepared: Any) -> dict[str, Any]:
     from .runs import train_run
-    return train_run(cfg, run_dir, log=log, progress=progress, prepared=prepared)
+    try:
+        return train_run(cfg, run_dir, log=log, progress=progress, prepared=prepared)
+    except DivergenceError as exc:
+        # one diverged configuration is a result of the study, not the end of it
+        metrics = {"stopped": f"diverged: {exc}", "best_val_acc": None, "final_val_acc": None, "test_acc": None,
+                   "final_loss": None, "train_seconds": None, "params": None,
+                   "sizes": None, "backend": cfg["device"]}
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        if log:
+            log(f"{run_dir.name}: {exc}")
+        return metrics
 
 
-def _history(run_dir: str) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "history.json").read_text())
+def _history(run_dir: str) -> dict[str, Any] | None:
+    """A run's history, or None when it has no evaluation to plot (it diverged before the first)."""
+    path = Path(run_dir) / "history.json"
+    history = json.loads(path.read_text()) if path.is_file() else None
+    return history if history and history.get("eval") else None
+
+
+def _plottable(histories: dict[str, Any]) -> dict[str, Any]:
+    return {k: h for k, h in histories.items() if h is not None}
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -166,11 +185,14 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Ca
     configs = [make_config(**settings, activation=a) for a in activations]
     out.mkdir(parents=True, exist_ok=True)
     rows = run_many(configs, out, jobs=jobs, log=log)
-    histories = {r["config"]["activation"]: _history(r["run_dir"]) for r in rows}
-    plots.plot_loss(histories, out / "loss.png", title="Training loss per activation")
-    plots.plot_accuracy(histories, out / "accuracy.png", title="Accuracy per activation")
+    histories = _plottable({r["config"]["activation"]: _history(r["run_dir"]) for r in rows})
+    if histories:
+        plots.plot_loss(histories, out / "loss.png", title="Training loss per activation")
+        plots.plot_accuracy(histories, out / "accuracy.png", title="Accuracy per activation")
     grids = {}
     for r in rows:
+        if not (Path(r["run_dir"]) / "checkpoint.npz").is_file():
+            continue
         W1, shape = _first_layer(Path(r["run_dir"]))
         path = out / f"W1_{r['config']['activation']}.png"
         plots.weight_grid(W1, shape, path, title=f"First-layer weights ({r['config']['activation']})")
@@ -295,13 +317,15 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     table = []
     for i, r in enumerate(ranked, 1):
         c, m = r["config"], r["metrics"]
-        structure = "-".join(str(s) for s in m["sizes"])
+        structure = "-".join(str(s) for s in m["sizes"]) if m.get("sizes") else "-".join(map(str, c["hidden"]))
         table.append([str(i), structure, c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
                       f"{c['lr']:g}", f"{c['reg']:g}", _fmt(m["best_val_acc"]), _fmt(m["test_acc"]),
                       "yes" if i <= top else ""])
     log(text_table(header, table))
-    histories = {f"#{i} " + _run_key(r["config"]): _history(r["run_dir"]) for i, r in enumerate(ranked, 1)}
-    plots.plot_accuracy(histories, out / "accuracy.png", title="Accuracy per candidate")
+    histories = _plottable({f"#{i} " + _run_key(r["config"]): _history(r["run_dir"])
+                            for i, r in enumerate(ranked, 1)})
+    if histories:
+        plots.plot_accuracy(histories, out / "accuracy.png", title="Accuracy per candidate")
     selected = ranked[:top]
     results = {"study": "sweep", "command": command or _command_line(), "spec": spec,
                "ranking": [{"rank": i, **r} for i, r in enumerate(ranked, 1)],

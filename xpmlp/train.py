@@ -182,7 +182,6 @@ class Trainer:
         self.bad_evals = 0
         self.interrupted = False
         self.train_seconds = 0.0
-        self._n_train = 0
 
     # -- schedule and sizes ------------------------------------------------------
     def steps_per_epoch(self, n: int) -> int:
@@ -241,11 +240,11 @@ class Trainer:
         y = model.check_y(y_train, X.shape[0])
         n = X.shape[0]
         c.validate(n)
-        self._n_train = n
-        has_val = X_val is not None and y_val is not None and len(y_val) > 0
+        has_val = X_val is not None and y_val is not None
         if has_val:
             Xv = model.check_x(X_val)
             yv = model.check_y(y_val, Xv.shape[0])
+            has_val = Xv.shape[0] > 0
         schedule = parse_schedule(c.lr_schedule, c.lr, c.epochs if c.epochs is not None else
                                   max(1, math.ceil(c.iterations * c.batch_size / n)))
         # a fixed subset of the training set for the train accuracy, the same at every evaluation
