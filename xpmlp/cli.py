@@ -120,11 +120,16 @@ def _run_name(cfg: dict[str, Any]) -> str:
     return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def per_class_accuracy(pred: Any, y: Any, num_classes: int) -> list[float]:
+    """Accuracy within each true class (NaN for a class with no example), from host arrays."""
+    return [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(num_classes)]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data import Preprocessor, load_dataset
-    from .runs import load_model, per_class_accuracy
+    from .runs import load_model
     from .train import evaluate
 
     model, tree = load_model(args.checkpoint, args.device, args.weights)

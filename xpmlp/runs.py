@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import checkpoint as ckpt
 from .backend import get_backend
 from .errors import CheckpointError, DivergenceError, InputError
@@ -99,10 +97,6 @@ def load_model(path: str | Path, device: str = "auto", weights: str = "last") ->
         raise InputError(f"weights must be 'last' or 'best', not {weights!r}")
     model.load_state_dict(tree[weights if weights == "best" else "model"])
     return model, tree
-
-
-def per_class_accuracy(pred: np.ndarray, y: np.ndarray, num_classes: int) -> list[float]:
-    return [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(num_classes)]
 
 
 def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None,

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .backend import host_rng
 from .checkpoint import atomic_write_json, atomic_write_text
 from .errors import DivergenceError, InputError
 
@@ -224,7 +223,7 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Ca
     return results
 
 
-def _first_layer(run_dir: Path) -> tuple[np.ndarray, tuple[int, ...]]:
+def _first_layer(run_dir: Path) -> tuple[Any, tuple[int, ...]]:
     from . import checkpoint
     tree = checkpoint.load(run_dir / "checkpoint.npz")
     return tree["model"]["W1"], tuple(tree["data"]["image_shape"])
@@ -286,7 +285,7 @@ def expand_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
               for k, v in ((k, grid[k]) for k in keys)]
     combos = [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     if spec.get("search", "grid") == "random":
-        rng = np.random.default_rng(spec.get("seed", 0))
+        rng = host_rng(spec.get("seed", 0))
         n = min(int(spec.get("samples", 10)), len(combos))
         combos = [combos[i] for i in sorted(rng.choice(len(combos), n, replace=False))]
     return combos
