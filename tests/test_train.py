@@ -715,7 +715,8 @@ def test_train_run_writes_the_run_folder(tmp_path) -> None:
     assert on_disk == json.loads(json.dumps(metrics))
     history = json.loads((out / "history.json").read_text())
     assert len(history["iteration_loss"]) == 2 * 19 and len(history["eval"]) == 2
-    assert metrics["final_loss"] == history["iteration_loss"][-1]
+    # epoch regime: the final loss is the last epoch's mean minibatch loss
+    assert metrics["final_loss"] == pytest.approx(sum(history["iteration_loss"][-19:]) / 19, rel=1e-12)
     assert metrics["final_val_acc"] == history["eval"][-1]["val_acc"]
     assert metrics["steps"] == 38 and metrics["stopped"] == "completed"
     tree = ckpt.load(out / "checkpoint.npz")

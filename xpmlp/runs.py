@@ -155,7 +155,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     metrics = {
         "final_val_acc": last.get("val_acc"), "best_val_acc": history.best.get("val_acc"),
         "test_acc": test_acc, "test_loss": test_loss,
-        "final_loss": history.iteration_loss[-1] if history.iteration_loss else None,
+        # the epoch's mean minibatch loss (epochs), or the loss at the last log point (iterations)
+        "final_loss": last.get("train_loss", history.iteration_loss[-1] if history.iteration_loss else None),
         "final_train_acc": last.get("train_acc"),
         "train_seconds": trainer.train_seconds,
         "samples_per_second": trainer.samples_seen / trainer.train_seconds if trainer.train_seconds else None,
