@@ -188,3 +188,49 @@ def test_a_diverging_candidate_is_recorded_and_the_sweep_goes_on(tmp_path, data_
     # the diverged run is a finished result: running the study again trains nothing
     again = studies.sweep(spec, out, overrides={"data_dir": str(data_dir)}, log=lambda line: None)
     assert all(r["skipped"] for r in again["ranking"])
+
+
+def write_cifar_folder(root: Path, per_batch: int = 60, seed: int = 0) -> Path:
+    """A learnable CIFAR-10 look-alike in the real python-pickle batch format."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(0, 256, (10, 3072))
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def batch(n: int) -> dict:
+        labels = rng.integers(0, 10, n)
+        data = np.clip(protos[labels] + rng.integers(-30, 31, (n, 3072)), 0, 255).astype(np.uint8)
+        return {b"batch_label": b"x", b"labels": labels.tolist(), b"data": data,
+                b"filenames": [b"f%d.png" % i for i in range(n)]}
+
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps(batch(per_batch), protocol=2))
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}, protocol=2))
+    return root
+
+
+def test_compare_cifar10_preset_quick_on_files_in_the_real_format(tmp_path, capsys):
+    root = write_cifar_folder(tmp_path / "data")
+    out = tmp_path / "cifar"
+    code = main(["compare", "--preset", "cifar10", "--activations", "relu", "selu", "--iterations", "40",
+                 "--log-every", "20", "--hidden", "20", "--val-size", "20", "--data-dir", str(root),
+                 "--no-download", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "iteration 20 / 40: loss" in printed and "iteration 40 / 40: loss" in printed
+    results = json.loads((out / "results.json").read_text())
+    for run in results["runs"]:
+        cfg = run["config"]
+        # the homework's protocol, kept under the quick overrides
+        assert (cfg["init"], cfg["preprocess"], cfg["lr_schedule"], cfg["batch_size"]) == \
+            ("std:1e-4", "mean-image", "exp:0.95", 200)
+        history = json.loads((Path(run["run_dir"]) / "history.json").read_text())
+        # std-1e-4 weights give the homework's first loss of ln 10
+        assert history["iteration_loss"][0] == pytest.approx(np.log(10), abs=1e-3)
+        assert [e["iteration"] for e in history["eval"]] == [20, 40]
+    import matplotlib.image
+    grid = matplotlib.image.imread(out / "W1_relu.png")
+    assert grid.ndim == 3 and grid.shape[2] in (3, 4)
