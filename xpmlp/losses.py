@@ -35,10 +35,10 @@ def softmax_cross_entropy(logits: Array, labels: Array, xp: Any = None) -> tuple
     exp = xp.exp(shifted)
     total = xp.sum(exp, axis=1, keepdims=True)
     mask = one_hot_mask(labels, c, xp)
-    picked = xp.sum(xp.where(mask, shifted, 0.0), axis=1)
-    loss = xp.mean(xp.log(total[:, 0]) - picked)
-    probs = exp / total
-    dlogits = xp.where(mask, probs - 1.0, probs)
+    # whole-array sums rather than a per-row mean: the same number, fewer small calls per step
+    loss = (xp.sum(xp.log(total)) - xp.sum(xp.where(mask, shifted, 0.0))) * (1.0 / n)
+    exp /= total  # exp is ours: it becomes the softmax in place
+    dlogits = xp.where(mask, exp - 1.0, exp)
     dlogits *= 1.0 / n
     return loss, dlogits
 
