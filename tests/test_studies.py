@@ -234,3 +234,27 @@ def test_compare_cifar10_preset_quick_on_files_in_the_real_format(tmp_path, caps
     import matplotlib.image
     grid = matplotlib.image.imread(out / "W1_relu.png")
     assert grid.ndim == 3 and grid.shape[2] in (3, 4)
+
+
+def test_command_line_settings_win_over_the_spec_and_keys_tell_configs_apart(tmp_path, data_dir):
+    spec = {"dataset": "mnist", "base": {**{k: v for k, v in QUICK.items() if k != "dataset"}},
+            "candidates": [{"hidden": [8], "epochs": 5}]}
+    results = studies.sweep(spec, tmp_path / "o", overrides={"data_dir": str(data_dir), "epochs": 1},
+                            log=lambda line: None)
+    assert results["ranking"][0]["config"]["epochs"] == 1
+    history = json.loads((Path(results["ranking"][0]["run_dir"]) / "history.json").read_text())
+    assert len(history["eval"]) == 1
+    from xpmlp.runs import make_config
+    a = make_config(**{**QUICK, "lr_schedule": "cosine"})
+    b = make_config(**{**QUICK, "lr_schedule": "constant"})
+    assert studies._run_key(a) != studies._run_key(b)
+    assert studies._run_key(a) == studies._run_key({**a, "device": "torch", "data_dir": "/elsewhere"})
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_compare_reports_a_diverged_activation(tmp_path, data_dir):
+    settings = {**QUICK, "data_dir": str(data_dir), "lr": 1e30, "activations": ["relu"]}
+    results = studies.compare(settings, tmp_path / "c", log=lambda line: None)
+    assert all(r["metrics"]["stopped"].startswith("diverged") for r in results["runs"])
+    report = (tmp_path / "c" / "report.md").read_text()
+    assert "| relu | – | – | – | – | – |" in report

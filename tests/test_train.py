@@ -600,6 +600,9 @@ RESUME_CASES = [
     # iteration regime interrupted mid-window (windows of 10 steps), epoch regime mid-epoch (19 steps an epoch)
     pytest.param({"iterations": 40, "log_every": 10}, 17, id="iterations-mid-window"),
     pytest.param({"epochs": 3}, 25, id="epochs-mid-epoch"),
+    # Ctrl-C on the last step of a window / an epoch: its evaluation must still happen
+    pytest.param({"iterations": 40, "log_every": 10}, 20, id="iterations-window-end"),
+    pytest.param({"epochs": 3}, 19, id="epochs-epoch-end"),
 ]
 
 
@@ -821,3 +824,19 @@ def test_train_run_resume_of_an_early_stopped_run_does_nothing(tmp_path, monkeyp
     assert metrics["steps"] == 3 * 19
     assert states_equal(before["model"], after["model"])
     assert metrics["stopped"].startswith("early stopping")
+
+
+def test_early_stopping_without_validation_data_is_an_error() -> None:
+    X, y, _, _ = DATA
+    trainer = Trainer(make_model(), TrainConfig(epochs=2, batch_size=32, early_stopping=2), log=None)
+    with pytest.raises(InputError, match="--val-size"):
+        trainer.fit(X, y)
+
+
+def test_resume_keeps_the_checkpoint_device_unless_one_is_given(tmp_path) -> None:
+    out = tmp_path / "run"
+    runs.train_run(run_cfg(epochs=1, device="strict"), out, log=None, prepared=fake_prepared())
+    lines: list[str] = []
+    runs.train_run({"device": None}, out, resume=out / "checkpoint.npz", log=lines.append,
+                   prepared=fake_prepared())
+    assert json.loads((out / "metrics.json").read_text())["backend"] == "strict"

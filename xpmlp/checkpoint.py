@@ -122,7 +122,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         fmt = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"{path}: not an xpmlp checkpoint (format {fmt!r}); "
                               "give a checkpoint.npz written by xpmlp train")
-    if meta.get("version", 0) > VERSION:
+    if not isinstance(meta.get("version"), int) or not isinstance(meta.get("tree"), dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged (no version or contents); "
+                              "use an earlier checkpoint or train again")
+    if meta["version"] > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {meta['version']} is newer than this xpmlp "
                               f"understands ({VERSION}); upgrade xpmlp")
     return unflatten(arrays, meta["tree"])

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import XpmlpError
+from .errors import CheckpointError, XpmlpError
 
 
 def positive_int(text: str) -> int:
@@ -27,9 +27,10 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto",
-                   help="auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | strict (default auto)")
+def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument("--device", default=default,
+                   help="auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | strict (default auto"
+                        + ("; with --resume, the checkpoint's device)" if default is None else ")"))
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -53,12 +54,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=positive_int, default=None)
     p.add_argument("--log-every", type=positive_int, default=D["log_every"], help="iterations between logs")
     p.add_argument("--val-size", type=int, default=None, help="validation examples (default 5000; cifar10 1000)")
-    p.add_argument("--subset", type=positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--subset", type=positive_int, default=None,
+                   help="keep N class-balanced training images (the validation split is taken from them)")
     p.add_argument("--preprocess", default=D["preprocess"], help="scale | standardize | mean-image")
     p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE")
     p.add_argument("--train-eval-size", type=int, default=D["train_eval_size"],
                    help="training examples scored for train accuracy at each evaluation")
-    add_device_args(p)
+    add_device_args(p, default=None)  # None: auto for a new run, the checkpoint's device on --resume
     p.add_argument("--dtype", default=D["dtype"], choices=["float32", "float64"])
     p.add_argument("--seed", type=int, default=D["seed"])
 
@@ -76,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, reg=args.reg, batch_size=args.batch_size,
         epochs=args.epochs, iterations=args.iterations, log_every=args.log_every, val_size=args.val_size,
         subset=args.subset, preprocess=args.preprocess, early_stopping=args.early_stopping,
-        train_eval_size=args.train_eval_size, device=args.device, dtype=args.dtype, seed=args.seed)
+        train_eval_size=args.train_eval_size, device=args.device or "auto", dtype=args.dtype, seed=args.seed)
 
 
 def check_run_config(cfg: dict[str, Any]) -> None:
@@ -136,6 +138,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = tree.get("config", {})
     name = args.dataset or cfg.get("dataset")
     ds = load_dataset(name, root=args.data_dir or cfg.get("data_dir"), download=not args.no_download)
+    if "prep" not in tree:
+        raise CheckpointError(f"{args.checkpoint}: checkpoint has no preprocessing state; "
+                              "evaluate a checkpoint.npz written by xpmlp train")
     prep = Preprocessor.from_state_dict(tree["prep"])
     X = model.check_x(prep.transform(ds.x_test))
     y = model.check_y(ds.y_test, len(ds.y_test))
@@ -185,7 +190,8 @@ def _study_common(p: argparse.ArgumentParser) -> None:
     add_device_args(p)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel worker processes")
-    p.add_argument("--subset", type=positive_int, default=None, help="train on N class-balanced examples")
+    p.add_argument("--subset", type=positive_int, default=None,
+                   help="keep N class-balanced training images (the validation split is taken from them)")
     p.add_argument("--val-size", type=int, default=None)
     p.add_argument("--epochs", type=positive_int, default=None)
     p.add_argument("--iterations", type=positive_int, default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from .backend import Backend, get_backend
 from .errors import InputError
@@ -122,7 +122,8 @@ class MLP:
     # -- input checks --------------------------------------------------------
     def _on_backend(self, a: Any) -> Array:
         """``a`` itself if it already lives on this backend, else a copy moved here."""
-        if is_array_api_obj(a) and array_namespace(a).__name__ == self.xp.__name__:
+        if (is_array_api_obj(a) and array_namespace(a).__name__ == self.xp.__name__
+                and device(a) == self.backend.device):
             return a
         return self.backend.asarray(self.backend.to_numpy(a) if is_array_api_obj(a) else a)
 

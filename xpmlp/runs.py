@@ -114,7 +114,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         state = ckpt.load(resume)
         if "config" not in state or "trainer" not in state:
             raise CheckpointError(f"{resume}: not a training checkpoint; give a run's checkpoint.npz")
-        cfg = {**state["config"], "device": cfg.get("device", state["config"]["device"])}
+        cfg = {**state["config"], "device": cfg.get("device") or state["config"]["device"]}
     tcfg = train_config(cfg)
     tcfg.validate()
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read

@@ -8,6 +8,7 @@ configuration is not trained again, so an interrupted study resumes where it sto
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -43,12 +44,18 @@ def _command_line() -> str:
     return "xpmlp " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "xpmlp"
 
 
+#: Settings that do not change what a run computes (where the data or the device is).
+_PLACE_KEYS = ("device", "data_dir", "download")
+
+
 def _run_key(cfg: dict[str, Any]) -> str:
-    """A stable folder name for a run config (used to skip finished runs)."""
+    """A stable folder name for a run config: readable, plus a hash of every setting that matters,
+    so two configurations never share a folder."""
     hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
     length = f"e{cfg['epochs']}" if cfg.get("epochs") else f"i{cfg['iterations']}"
-    return (f"{hidden}_{cfg['activation']}_{cfg['optimizer']}_lr{cfg['lr']:g}_reg{cfg['reg']:g}_"
-            f"{length}_bs{cfg['batch_size']}_seed{cfg['seed']}")
+    digest = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in _PLACE_KEYS},
+                                       sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{hidden}_{cfg['activation']}_{cfg['optimizer']}_lr{cfg['lr']:g}_reg{cfg['reg']:g}_{length}_{digest}"
 
 
 def finished_metrics(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -61,7 +68,7 @@ def finished_metrics(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | Non
         result = json.loads(metrics.read_text())
     except (OSError, ValueError):
         return None
-    same = all(done.get(k) == v for k, v in cfg.items() if k not in ("device", "data_dir", "download"))
+    same = all(done.get(k) == v for k, v in cfg.items() if k not in _PLACE_KEYS)
     # completed, early-stopped and diverged runs are results; only an interrupted one is trained on
     ended = not str(result.get("stopped", "interrupted")).startswith("interrupted")
     return result if same and ended else None
@@ -106,8 +113,8 @@ def run_many(configs: list[dict[str, Any]], out: Path, *, jobs: int = 1, log: Ca
             for fut in as_completed(futures):
                 i, cfg, run_dir = futures[fut]
                 metrics = fut.result()
-                log(f"[{i + 1}/{len(configs)}] {run_dir.name}: val acc {metrics['best_val_acc']:.4f}, "
-                    f"test acc {metrics['test_acc']:.4f}")
+                log(f"[{i + 1}/{len(configs)}] {run_dir.name}: val acc {_fmt(metrics['best_val_acc'])}, "
+                    f"test acc {_fmt(metrics['test_acc'])} ({metrics['stopped']})")
                 rows[i] = {"config": cfg, "run_dir": str(run_dir), "metrics": metrics, "skipped": False}
     return [r for r in rows if r is not None]
 
@@ -205,12 +212,12 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Ca
                "activations": activations, "runs": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_json(out / "results.json", results)
     base = configs[0]
-    sizes = rows[0]["metrics"].get("params")
+    sizes = next((r["metrics"]["params"] for r in rows if r["metrics"].get("params")), None)
     report = [
         f"# Activation comparison on {base['dataset']}", "",
         f"Command: `{results['command']}`", "",
         "Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items() if v is not None), "",
-        f"Network: hidden {base['hidden']}, {sizes:,} parameters; device {rows[0]['metrics']['backend']}; "
+        f"Network: hidden {base['hidden']}, {_fmt(sizes, ',')} parameters; device {base['device']}; "
         f"date {results['date']}.", "",
         markdown_table(header, table), "",
         "## Training loss", "", "![loss](loss.png)", "",
@@ -303,9 +310,9 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = {**spec.get("base", {}), **({"dataset": spec["dataset"]} if "dataset" in spec else {}),
-            **(overrides or {})}
-    configs = [make_config(**{**base, **c}) for c in expand_spec(spec)]
+    base = {**spec.get("base", {}), **({"dataset": spec["dataset"]} if "dataset" in spec else {})}
+    # the command line wins over the spec (e.g. --epochs 1 for a quick version)
+    configs = [make_config(**{**base, **c, **(overrides or {})}) for c in expand_spec(spec)]
     if not configs:
         raise InputError("the sweep spec yields no configuration")
     rows = run_many(configs, out, jobs=jobs, log=log)
@@ -339,10 +346,10 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
         f"Command: `{results['command']}`", "",
         f"{len(configs)} configurations, ranked by best validation accuracy (the test set is not used to "
         f"choose: the test column is reported, never used); the top {top} selected. Date {results['date']}, device "
-        f"{best['metrics']['backend']}.", "",
+        f"{configs[0]['device']}.", "",
         markdown_table(header, table), "",
-        f"Selected: `{Path(best['run_dir']).name}` — validation {best['metrics']['best_val_acc']:.4f}, "
-        f"test {best['metrics']['test_acc']:.4f}.", "",
+        f"Selected: `{Path(best['run_dir']).name}` — validation {_fmt(best['metrics']['best_val_acc'])}, "
+        f"test {_fmt(best['metrics']['test_acc'])}.", "",
         "## Accuracy per candidate (dashed: train subset, solid: validation)", "", "![accuracy](accuracy.png)", "",
     ]
     atomic_write_text(out / "report.md", "\n".join(report) + "\n")
@@ -354,5 +361,5 @@ def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first)."""
     def key(r: dict[str, Any]) -> tuple[float, int]:
         val = r["metrics"].get("best_val_acc")
-        return (-(val if val is not None else -1.0), r["metrics"].get("params", 0))
+        return (-(val if val is not None else -1.0), r["metrics"].get("params") or 0)
     return sorted(rows, key=key)

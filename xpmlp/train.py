@@ -245,8 +245,12 @@ class Trainer:
             Xv = model.check_x(X_val)
             yv = model.check_y(y_val, Xv.shape[0])
             has_val = Xv.shape[0] > 0
+        if c.early_stopping and not has_val:
+            raise InputError("early stopping watches the validation set, but there is none; "
+                             "give validation data (--val-size N) or drop --early-stopping")
+        # the schedule's horizon in epochs; in the iteration regime a fractional one, so cosine ends at its minimum
         schedule = parse_schedule(c.lr_schedule, c.lr, c.epochs if c.epochs is not None else
-                                  max(1, math.ceil(c.iterations * c.batch_size / n)))
+                                  c.iterations * c.batch_size / n)
         # a fixed subset of the training set for the train accuracy, the same at every evaluation
         sub = host_rng([c.seed, 3]).permutation(n)[:min(c.train_eval_size, n)]
         sub_dev = model.backend.asarray(sub)
@@ -285,8 +289,9 @@ class Trainer:
                     if c.regime == "iterations" and (self.step % c.log_every == 0 or self.step == total):
                         break
                 self._flush(pending, bar)
-                at_eval = not self.interrupted and (
-                    c.regime == "iterations" or self.step % self.steps_per_epoch(n) == 0)
+                # an evaluation belongs to the end of each epoch / log window, even when Ctrl-C came
+                # on its last step: a resumed run starts in the next block and would never make it
+                at_eval = self.step == first + block_steps
                 if at_eval:
                     self.train_seconds += time.perf_counter() - window_start
                     stop = self._evaluate(Xs, ys, Xv if has_val else None, yv if has_val else None,
