@@ -300,8 +300,11 @@ def test_failed_save_keeps_old_file(tmp_path, monkeypatch):
     path.write_bytes(b"old")
 
     def broken_savefig(self, fname, **kwargs):
-        with open(fname, "wb") as f:
-            f.write(b"partial")
+        if hasattr(fname, "write"):  # a buffer
+            fname.write(b"partial")
+        else:
+            with open(fname, "wb") as f:
+                f.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", broken_savefig)

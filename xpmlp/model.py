@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from array_api_compat import array_namespace, device, is_array_api_obj
@@ -208,26 +209,31 @@ class MLP:
                 grads[k] += dw
         return loss, grads
 
-    def predict_proba(self, X: Array, batch_size: int = 8192) -> Array:
-        """Class probabilities (N, C) on the device, computed in batches to bound memory."""
-        X = self.check_x(X)
-        xp = self.xp
-        n, parts = X.shape[0], []
+    def batched_logits(self, X: Array, batch_size: int = 8192) -> Iterator[tuple[int, int, Array]]:
+        """Yield ``(start, stop, logits of X[start:stop])`` over an already checked X, bounding memory.
+
+        An empty X yields one empty batch, so callers always get (0, C)-shaped results.
+        """
+        n = X.shape[0]
         for start in range(0, max(n, 1), batch_size):
-            # the Array API leaves out-of-bounds slice stops unspecified
-            z = self.net.forward(X[start:min(start + batch_size, n), ...], train=False)
+            stop = min(start + batch_size, n)  # the Array API leaves out-of-bounds slice stops unspecified
+            yield start, stop, self.net.forward(X[start:stop, ...], train=False)
+
+    def _concat(self, parts: list[Array]) -> Array:
+        return self.xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+
+    def predict_proba(self, X: Array, batch_size: int = 8192) -> Array:
+        """Class probabilities (N, C) on the device: softmax of the logits, computed in batches."""
+        xp = self.xp
+        parts = []
+        for _, _, z in self.batched_logits(self.check_x(X), batch_size):
             z = xp.exp(z - xp.max(z, axis=1, keepdims=True))
             parts.append(z / xp.sum(z, axis=1, keepdims=True))
-        return xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+        return self._concat(parts)
 
     def predict(self, X: Array, batch_size: int = 8192) -> Array:
         """Predicted class indices (N,) on the device."""
-        X = self.check_x(X)
-        xp = self.xp
-        n = X.shape[0]
-        parts = [xp.argmax(self.net.forward(X[s:min(s + batch_size, n), ...], train=False), axis=1)
-                 for s in range(0, max(n, 1), batch_size)]
-        return xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+        return self._concat([self.xp.argmax(z, axis=1) for _, _, z in self.batched_logits(self.check_x(X), batch_size)])
 
     # -- inspection and state ----------------------------------------------------
     def summary(self) -> str:
@@ -236,7 +242,7 @@ class MLP:
         width, total = self.sizes[0], 0
         rows.append(("input", str(width), "0"))
         for layer in self.net.layers:
-            count = sum(int(p.shape[0]) * (int(p.shape[1]) if p.ndim == 2 else 1) for p in layer.params.values())
+            count = sum(math.prod(p.shape) for p in layer.params.values())
             if isinstance(layer, Linear):
                 width = layer.out_features
             total += count
@@ -249,7 +255,7 @@ class MLP:
         return "\n".join(lines) + f"\nbackend: {self.backend}"
 
     def num_params(self) -> int:
-        return sum(int(p.shape[0]) * (int(p.shape[1]) if p.ndim == 2 else 1) for p in self.params.values())
+        return sum(math.prod(p.shape) for p in self.params.values())
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters as host NumPy arrays, keyed W1, b1, W2, ... (device-neutral)."""
@@ -270,11 +276,15 @@ class MLP:
         for k in own:
             self.net.set_param(k, self.backend.asarray(self.backend.to_numpy(state[k])))
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], backend: Backend | str = "auto", dtype: str | None = None) -> MLP:
+        """Rebuild a model from ``config()`` (initial weights of its seed) on ``backend``."""
+        return cls(config["sizes"], config["activation"], backend=backend, dtype=dtype or config["dtype"],
+                   seed=config["seed"], init=config["init"], **config.get("activation_kwargs", {}))
+
     def to(self, backend: Backend | str, dtype: str | None = None) -> MLP:
         """A copy of this model on another backend (and optionally dtype), with the same weights."""
-        cfg = self.config()
-        other = MLP(cfg["sizes"], cfg["activation"], backend=backend, dtype=dtype or self.dtype,
-                    seed=cfg["seed"], init=cfg["init"], **cfg["activation_kwargs"])
+        other = MLP.from_config(self.config(), backend, dtype)
         other.load_state_dict(self.state_dict())
         return other
 

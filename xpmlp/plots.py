@@ -17,10 +17,10 @@ dict ``label -> history``.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .backend import to_numpy
+from .checkpoint import atomic_write_bytes
 from .errors import InputError
 
 __all__ = [
@@ -148,18 +149,11 @@ def _new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
 def _save(fig: Figure, path: PathLike) -> Path:
     """Write ``fig`` atomically; the format follows the suffix (PNG when there is none)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower() or "png"
-    # A hidden name in the same folder, so os.replace stays on one filesystem (atomic).
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        # No bbox_inches="tight": the pixel size must stay figsize * dpi.
-        fig.savefig(tmp, format=fmt, dpi=fig.dpi)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    buf = io.BytesIO()
+    # No bbox_inches="tight": the pixel size must stay figsize * dpi.
+    fig.savefig(buf, format=fmt, dpi=fig.dpi)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 # -- loss ---------------------------------------------------------------------

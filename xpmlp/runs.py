@@ -89,8 +89,7 @@ def load_model(path: str | Path, device: str = "auto", weights: str = "last") ->
         if key not in tree:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} entry; it was not written by xpmlp train")
     mc = tree["model_config"]
-    model = MLP(mc["sizes"], mc["activation"], backend=get_backend(device, mc["dtype"]), dtype=mc["dtype"],
-                seed=mc["seed"], init=mc["init"], **mc.get("activation_kwargs", {}))
+    model = MLP.from_config(mc, get_backend(device, mc["dtype"]))
     if weights == "best" and "best" not in tree:
         raise CheckpointError(f"{path}: checkpoint holds no best-validation weights; use --weights last")
     if weights not in ("last", "best"):

@@ -120,10 +120,8 @@ def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[fl
     if n == 0:
         return float("nan"), float("nan")
     total_loss, correct = 0.0, 0
-    for s in range(0, n, batch_size):
-        stop = min(s + batch_size, n)  # the Array API leaves out-of-bounds slice stops unspecified
-        logits = model.net.forward(X[s:stop, ...], train=False)
-        yb = y[s:stop]
+    for start, stop, logits in model.batched_logits(X, batch_size):
+        yb = y[start:stop]
         loss, _ = softmax_cross_entropy(logits, yb, xp)
         total_loss = total_loss + loss * yb.shape[0]
         correct = correct + xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64))
