@@ -93,6 +93,7 @@ class Linear(Layer):
         std = init_std(init, in_features, out_features)
         w = rng.standard_normal((in_features, out_features)) * std
         self.params = {"W": asarray(w), "b": asarray([0.0] * out_features)}
+        self.xp = array_namespace(self.params["W"])  # looked up once: backward runs every step
         self.x: Array = None
 
     def forward(self, x: Array, train: bool = True) -> Array:
@@ -103,9 +104,8 @@ class Linear(Layer):
         return out
 
     def backward(self, dout: Array) -> Array:
-        xp = array_namespace(dout)
         self.grads["W"] = self.x.T @ dout
-        self.grads["b"] = xp.sum(dout, axis=0)
+        self.grads["b"] = self.xp.sum(dout, axis=0)
         return dout @ self.params["W"].T if self.input_grad else None
 
     def __repr__(self) -> str:
