@@ -374,3 +374,15 @@ def test_backend_is_a_dataclass_with_defaults():
     b = Backend("numpy", "cpu", array_api_compat.numpy, "cpu")
     assert b.dtype == "float32" and b.note == ""
     assert b.float_dtype() == array_api_compat.numpy.float32
+
+
+def test_owns_device_compares_cuda_devices_by_number():
+    from types import SimpleNamespace
+
+    from xpmlp.backend import Backend
+
+    cpu = get_backend("cpu")
+    assert cpu.owns_device("cpu") and not cpu.owns_device("cuda:0")
+    gpu = Backend("cupy", "cuda:1", xp=None, device=SimpleNamespace(id=1))
+    assert gpu.owns_device(SimpleNamespace(id=1))  # another object for the same GPU
+    assert not gpu.owns_device(SimpleNamespace(id=0)) and not gpu.owns_device("cpu")

@@ -81,6 +81,10 @@ class Backend:
         """Bring an array of this backend back to the host as a NumPy array."""
         return to_numpy(a)
 
+    def owns_device(self, other: Any) -> bool:
+        """Whether ``other`` (an array's device) is this backend's device; CUDA devices by number."""
+        return other == self.device or getattr(other, "id", None) == getattr(self.device, "id", False)
+
     def synchronize(self) -> None:
         """Wait until queued device work is done (a no-op on the CPU); use it when timing."""
         if self._sync is not None:

@@ -124,7 +124,7 @@ class MLP:
     def _on_backend(self, a: Any) -> Array:
         """``a`` itself if it already lives on this backend, else a copy moved here."""
         if (is_array_api_obj(a) and array_namespace(a).__name__ == self.xp.__name__
-                and device(a) == self.backend.device):
+                and self.backend.owns_device(device(a))):
             return a
         return self.backend.asarray(self.backend.to_numpy(a) if is_array_api_obj(a) else a)
 
