@@ -3,8 +3,8 @@
     python scripts/bench_inplace_relu.py [--rounds 6]
 
 Trains 784-500-500-10 ReLU on Fashion-MNIST (float32, batch 128, SGD lr 0.1) with the
-hidden ReLUs computed in place (``backend.relu_inplace`` / ``mask_inplace``, what MLP uses)
-and with the plain Array API expressions; prints the median samples/s of each and whether
+hidden ReLUs computed in place (``backend.relu_`` / ``mask_``, what MLP uses)
+and on a copy first (what a ReLU that may not overwrite its input does); prints the median samples/s of each and whether
 the two end with the same weights.
 """
 

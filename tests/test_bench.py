@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from xpmlp import bench
-from xpmlp.backend import _probe_cupy
 from xpmlp.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,9 +241,8 @@ def test_script_wrapper_runs(tmp_path):
 
 
 @pytest.mark.gpu
+@pytest.mark.needs_backend("cuda")
 def test_quick_run_on_the_gpu(tmp_path):
-    if not _probe_cupy()[0]:
-        pytest.skip(_probe_cupy()[1])
     path = tmp_path / "g.json"
     argv = [a if a != "cpu" else "cuda" for a in TINY]
     code, out, _ = run_main([*argv, "--rounds", "1", "--json", str(path)])

@@ -18,7 +18,6 @@ import pytest
 
 from xpmlp import checkpoint as ckpt
 from xpmlp import runs
-from xpmlp.backend import _probe_strict, _probe_torch
 from xpmlp.errors import CheckpointError
 
 
@@ -321,8 +320,8 @@ def _prepared():
 
 
 def _other_specs() -> list:
-    specs = [pytest.param("strict", marks=pytest.mark.skipif(bool(_probe_strict()), reason="no array-api-strict")),
-             pytest.param("torch", marks=pytest.mark.skipif(not _probe_torch()[0], reason="no torch"))]
+    specs = [pytest.param("strict", marks=pytest.mark.needs_backend("strict")),
+             pytest.param("torch", marks=pytest.mark.needs_backend("torch"))]
     return specs
 
 

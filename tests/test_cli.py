@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from xpmlp import checkpoint as ckpt
-from xpmlp.backend import _probe_cupy, _probe_strict, _probe_torch
+from xpmlp.backend import backend_unavailable
 from xpmlp.cli import main
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -173,14 +173,14 @@ def test_devices_lists_cpu_usable_and_cuda_with_a_reason(capsys) -> None:
         if m:
             rows[m.group(1)] = (m.group(2), m.group(3).strip())
     assert rows["cpu"][0] == "usable" and "NumPy" in rows["cpu"][1]
-    if _probe_cupy()[0]:
+    if not backend_unavailable("cuda"):
         assert rows["cuda:0"][0] == "usable"
     else:
         state, why = rows["cuda"]
         assert state == "not usable"
         assert len(why) > 10 and ("CuPy" in why or "GPU" in why)
-    assert rows["strict"][0] == ("not usable" if _probe_strict() else "usable")
-    assert rows["torch"][0] == ("usable" if _probe_torch()[0] else "not usable")
+    assert rows["strict"][0] == ("not usable" if backend_unavailable("strict") else "usable")
+    assert rows["torch"][0] == ("not usable" if backend_unavailable("torch") else "usable")
     assert out.strip().splitlines()[-1].startswith("auto: using ")
 
 
@@ -299,8 +299,8 @@ def test_evaluate_reproduces_the_test_accuracy(fmnist_run, capsys) -> None:
 
 @needs_fmnist
 @pytest.mark.parametrize("spec", [
-    pytest.param("strict", marks=pytest.mark.skipif(bool(_probe_strict()), reason="no array-api-strict")),
-    pytest.param("torch", marks=pytest.mark.skipif(not _probe_torch()[0], reason="no torch")),
+    pytest.param("strict", marks=pytest.mark.needs_backend("strict")),
+    pytest.param("torch", marks=pytest.mark.needs_backend("torch")),
 ])
 def test_evaluate_on_another_backend_agrees(fmnist_run, capsys, spec) -> None:
     metrics = json.loads((fmnist_run / "metrics.json").read_text())

@@ -64,7 +64,7 @@ def test_run_all_passes_on_every_backend(backend):
 
 def test_check_layer_linear():
     backend = get_backend("cpu", "float64")
-    layer = Linear(5, 4, init="xavier", rng=backend.rng(0), asarray=backend.asarray)
+    layer = Linear(5, 4, backend, init="xavier", rng=backend.rng(0))
     layer.params["b"] = backend.asarray(np.random.default_rng(1).standard_normal(4))
     errors = check_layer(layer, _kink_free(backend, (3, 5), 2))
     assert set(errors) == {"x", "W", "b", "direction"}
@@ -72,16 +72,15 @@ def test_check_layer_linear():
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu:0.2", "sigmoid", "tanh", "swish", "selu", "elu", "gelu"])
-def test_check_layer_activations(name):
-    backend = get_backend("torch", "float64")
-    errors = check_layer(get_activation(name), _kink_free(backend, (3, 4), 3))
+def test_check_layer_activations(backend, name):
+    errors = check_layer(get_activation(name, backend), _kink_free(backend, (3, 4), 3))
     assert set(errors) == {"x", "direction"}
     assert max(errors.values()) < TOL
 
 
 def test_check_layer_leaves_the_input_and_params_unchanged():
     backend = get_backend("cpu", "float64")
-    layer = Linear(4, 3, rng=backend.rng(0), asarray=backend.asarray)
+    layer = Linear(4, 3, backend, rng=backend.rng(0))
     x = _kink_free(backend, (2, 4), 4)
     x0, w0 = x.copy(), layer.params["W"].copy()
     check_layer(layer, x)
@@ -105,7 +104,7 @@ def test_check_model(backend, reg):
 def test_check_loss():
     backend = get_backend("strict", "float64")
     rng = np.random.default_rng(6)
-    errors = check_loss(backend.asarray(rng.standard_normal((3, 4))), backend.asarray(np.array([3, 0, 1])))
+    errors = check_loss(backend.asarray(rng.standard_normal((3, 4))), backend.asarray(np.array([3, 0, 1])), backend)
     assert set(errors) == {"logits", "direction"}
     assert max(errors.values()) < TOL
 
@@ -114,7 +113,7 @@ def test_check_loss():
 
 def test_wrong_relu_backward_is_caught():
     backend = get_backend("cpu", "float64")
-    errors = check_layer(OffByTenPercentReLU(), _kink_free(backend, (4, 6), 7))
+    errors = check_layer(OffByTenPercentReLU(backend), _kink_free(backend, (4, 6), 7))
     assert errors["x"] > 1e-3
     assert errors["direction"] > 1e-3
     # analytic = 1.1 x numeric: the relative error is 0.1 / 1.1
@@ -124,14 +123,14 @@ def test_wrong_relu_backward_is_caught():
 
 def test_correct_relu_passes_on_the_same_input():
     backend = get_backend("cpu", "float64")
-    assert max(check_layer(ReLU(), _kink_free(backend, (4, 6), 7)).values()) < TOL
+    assert max(check_layer(ReLU(backend), _kink_free(backend, (4, 6), 7)).values()) < TOL
 
 
 def test_wrong_relu_inside_a_model_is_caught_where_it_acts():
     model = MLP([5, 6, 3], activation="relu", backend="cpu", dtype="float64", seed=2)
     layers = model.net.layers
     assert isinstance(layers[1], ReLU)
-    layers[1] = OffByTenPercentReLU()
+    layers[1] = OffByTenPercentReLU(model.backend)
     X = np.random.default_rng(8).standard_normal((6, 5))
     errors = check_model(model, X, np.array([0, 1, 2, 0, 1, 2]))
     # gradients below the wrong layer are off by 10%; those above it are still right
@@ -141,7 +140,7 @@ def test_wrong_relu_inside_a_model_is_caught_where_it_acts():
 
 def test_wrong_bias_gradient_is_caught():
     backend = get_backend("cpu", "float64")
-    layer = DoubledBiasLinear(4, 3, rng=backend.rng(0), asarray=backend.asarray)
+    layer = DoubledBiasLinear(4, 3, backend, rng=backend.rng(0))
     errors = check_layer(layer, _kink_free(backend, (5, 4), 9))
     assert errors["b"] == pytest.approx(0.5, rel=1e-6)  # |2g - g| / |2g|
     assert errors["W"] < TOL and errors["x"] < TOL
@@ -155,8 +154,9 @@ def test_check_arrays_on_a_plain_function():
 
     right = {"a": 3 * a ** 2 + np.cos(a)}
     wrong = {"a": 3 * a ** 2}
-    assert max(check_arrays(f, {"a": a}, right).values()) < TOL
-    assert check_arrays(f, {"a": a}, wrong)["a"] > 1e-3
+    cpu = get_backend("cpu", "float64")
+    assert max(check_arrays(f, {"a": a}, right, cpu).values()) < TOL
+    assert check_arrays(f, {"a": a}, wrong, cpu)["a"] > 1e-3
 
 
 # -- pieces -------------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_entries_all_or_sampled():
 
 def test_large_layer_is_sampled_and_still_passes():
     backend = get_backend("cpu", "float64")
-    layer = Linear(40, 30, rng=backend.rng(1), asarray=backend.asarray)
+    layer = Linear(40, 30, backend, rng=backend.rng(1))
     errors = check_layer(layer, _kink_free(backend, (3, 40), 10), max_entries=25)
     assert max(errors.values()) < TOL
 
@@ -187,6 +187,6 @@ def test_large_layer_is_sampled_and_still_passes():
 def test_tanh_layer_known_tolerance_scale():
     # A fourth-order stencil with h = 1e-4 on a smooth function lands many orders below the 1e-7 bar.
     backend = get_backend("cpu", "float64")
-    errors = check_layer(Tanh(), _kink_free(backend, (3, 3), 11))
+    errors = check_layer(Tanh(backend), _kink_free(backend, (3, 3), 11))
     assert max(errors.values()) < 1e-9
     assert math.isfinite(errors["direction"])

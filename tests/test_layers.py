@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xpmlp.backend import get_backend
+from xpmlp.backend import available_specs, get_backend
 from xpmlp.errors import InputError
 from xpmlp.layers import (
     ACTIVATIONS,
@@ -33,6 +33,7 @@ from xpmlp.layers import (
 )
 
 X_POINTS = [-2.0, -0.5, 0.5, 3.0]
+CPU = get_backend("cpu", "float64")
 
 # SELU constants (Klambauer et al., 2017), typed in by hand.
 LAMBDA = 1.0507009873554805
@@ -57,14 +58,14 @@ def _gelu_d(v: float) -> float:
 REFERENCE = {
     "relu": (ReLU, lambda v: max(v, 0.0), lambda v: 1.0 if v > 0 else 0.0),
     "leaky_relu": (LeakyReLU, lambda v: v if v > 0 else 0.01 * v, lambda v: 1.0 if v > 0 else 0.01),
-    "leaky_relu_0.2": (lambda: LeakyReLU(0.2), lambda v: v if v > 0 else 0.2 * v, lambda v: 1.0 if v > 0 else 0.2),
+    "leaky_relu_0.2": (lambda b: LeakyReLU(b, 0.2), lambda v: v if v > 0 else 0.2 * v, lambda v: 1.0 if v > 0 else 0.2),
     "sigmoid": (Sigmoid, _sig, lambda v: _sig(v) * (1.0 - _sig(v))),
     "tanh": (Tanh, math.tanh, lambda v: 1.0 - math.tanh(v) ** 2),
     "swish": (Swish, lambda v: v * _sig(v), lambda v: _sig(v) + v * _sig(v) * (1.0 - _sig(v))),
     "selu": (SELU, lambda v: LAMBDA * v if v > 0 else LAMBDA * ALPHA * (math.exp(v) - 1.0),
              lambda v: LAMBDA if v > 0 else LAMBDA * ALPHA * math.exp(v)),
     "elu": (ELU, lambda v: v if v > 0 else math.exp(v) - 1.0, lambda v: 1.0 if v > 0 else math.exp(v)),
-    "elu_0.5": (lambda: ELU(alpha=0.5), lambda v: v if v > 0 else 0.5 * (math.exp(v) - 1.0),
+    "elu_0.5": (lambda b: ELU(b, alpha=0.5), lambda v: v if v > 0 else 0.5 * (math.exp(v) - 1.0),
                 lambda v: 1.0 if v > 0 else 0.5 * math.exp(v)),
     "gelu": (GELU, _gelu, _gelu_d),
 }
@@ -95,7 +96,7 @@ def _forward_backward(backend, layer, values, dout=None, dtype="float64"):
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_activation_values_and_derivatives(backend, name):
     make, f, df = REFERENCE[name]
-    x, out, dx = _forward_backward(backend, make(), X_POINTS)
+    x, out, dx = _forward_backward(backend, make(backend), X_POINTS)
     xp = backend.xp
     assert out.dtype == xp.float64 and dx.dtype == xp.float64
     assert tuple(out.shape) == (4,) and tuple(dx.shape) == (4,)
@@ -107,7 +108,7 @@ def test_activation_values_and_derivatives(backend, name):
 def test_backward_applies_the_chain_rule(backend, name):
     make, _, df = REFERENCE[name]
     dout = [2.0, -3.0, 0.25, -1.5]
-    _, _, dx = _forward_backward(backend, make(), X_POINTS, dout)
+    _, _, dx = _forward_backward(backend, make(backend), X_POINTS, dout)
     expected = [g * df(v) for g, v in zip(dout, X_POINTS, strict=True)]
     np.testing.assert_allclose(backend.to_numpy(dx), expected, rtol=1e-12, atol=1e-14)
 
@@ -117,7 +118,7 @@ def test_activation_on_a_2d_batch(name):
     backend = get_backend("cpu", "float64")
     make, f, df = REFERENCE[name]
     values = np.array([[-2.0, -0.5, 0.5], [3.0, 1.25, -4.0]])
-    layer = make()
+    layer = make(backend)
     out = layer.forward(backend.asarray(values), train=True)
     dx = layer.backward(backend.asarray(np.ones_like(values)))
     assert out.shape == (2, 3) and dx.shape == (2, 3)
@@ -129,7 +130,7 @@ def test_activation_on_a_2d_batch(name):
 def test_inference_forward_does_not_overwrite_the_cache(name):
     backend = get_backend("cpu", "float64")
     make, _, df = REFERENCE[name]
-    layer = make()
+    layer = make(backend)
     layer.forward(backend.asarray(X_POINTS), train=True)
     layer.forward(backend.asarray([5.0, -5.0, 1.0, -1.0]), train=False)
     dx = layer.backward(backend.asarray(np.ones(4)))
@@ -140,7 +141,7 @@ def test_inference_forward_does_not_overwrite_the_cache(name):
 def test_default_activations_leave_their_input_and_gradient_alone(backend, name):
     x_host, d_host = np.array(X_POINTS), np.array([2.0, -3.0, 0.25, -1.5])
     x, d = backend.asarray(x_host), backend.asarray(d_host)
-    layer = REFERENCE[name][0]()
+    layer = REFERENCE[name][0](backend)
     layer.forward(x, train=True)
     layer.backward(d)
     np.testing.assert_array_equal(backend.to_numpy(x), x_host)
@@ -150,7 +151,7 @@ def test_default_activations_leave_their_input_and_gradient_alone(backend, name)
 def test_inplace_relu_gives_the_same_values(backend):
     values = np.array([[-2.0, -0.5, 0.5], [3.0, 0.0, -1e4]])
     dout = np.array([[1.5, -2.0, 0.5], [-3.0, 4.0, 2.0]])
-    layer = ReLU(inplace=True)
+    layer = ReLU(backend, inplace=True)
     out = backend.to_numpy(layer.forward(backend.asarray(values), train=True)).copy()
     dx = backend.to_numpy(layer.backward(backend.asarray(dout)))
     np.testing.assert_array_equal(out, np.maximum(values, 0.0))
@@ -159,7 +160,7 @@ def test_inplace_relu_gives_the_same_values(backend):
 
 def test_activations_have_no_params():
     for name in ACTIVATIONS:
-        layer = get_activation(name)
+        layer = get_activation(name, CPU)
         assert layer.params == {} and layer.grads == {}
 
 
@@ -199,7 +200,7 @@ def _strict_floats(backend):
 @pytest.mark.parametrize("name", sorted(LIMITS))
 def test_large_inputs_are_finite_with_correct_limits(backend, name, dtype):
     f_lim, df_lim = LIMITS[name]
-    layer = get_activation(name)
+    layer = get_activation(name, backend)
     with _strict_floats(backend):
         x, out, dx = _forward_backward(backend, layer, BIG, dtype=dtype)
         out_h, dx_h = backend.to_numpy(out), backend.to_numpy(dx)
@@ -212,7 +213,7 @@ def test_large_inputs_are_finite_with_correct_limits(backend, name, dtype):
 
 def test_sigmoid_large_inputs_exact_limits_float64():
     backend = get_backend("cpu", "float64")
-    out = Sigmoid().forward(backend.asarray([-1e4, -800.0, 800.0, 1e4]))
+    out = Sigmoid(backend).forward(backend.asarray([-1e4, -800.0, 800.0, 1e4]))
     assert out[0] == 0.0 and out[-1] == 1.0 and out[2] == 1.0
     assert 0.0 <= out[1] < 1e-300
 
@@ -223,10 +224,10 @@ def test_sigmoid_large_inputs_exact_limits_float64():
                                       ("tanh", Tanh), ("swish", Swish), ("silu", Swish), ("selu", SELU),
                                       ("elu", ELU), ("gelu", GELU)])
 def test_get_activation_by_name(name, cls):
-    layer = get_activation(name)
+    layer = get_activation(name, CPU)
     assert type(layer) is cls
-    assert get_activation(name.upper()).__class__ is cls
-    assert get_activation(f"  {name} ").__class__ is cls
+    assert get_activation(name.upper(), CPU).__class__ is cls
+    assert get_activation(f"  {name} ", CPU).__class__ is cls
 
 
 def test_every_registered_name_is_reachable():
@@ -236,28 +237,28 @@ def test_every_registered_name_is_reachable():
 def test_silu_is_swish():
     backend = get_backend("cpu", "float64")
     x = backend.asarray(X_POINTS)
-    np.testing.assert_array_equal(get_activation("silu").forward(x), get_activation("swish").forward(x))
+    np.testing.assert_array_equal(get_activation("silu", CPU).forward(x), get_activation("swish", CPU).forward(x))
 
 
 def test_leaky_relu_slope_in_the_name():
-    layer = get_activation("leaky_relu:0.2")
+    layer = get_activation("leaky_relu:0.2", CPU)
     assert isinstance(layer, LeakyReLU) and layer.slope == 0.2
-    assert get_activation("Leaky-ReLU:0.05").slope == 0.05
-    assert get_activation("leaky_relu").slope == 0.01
-    assert get_activation("leaky_relu", slope=0.3).slope == 0.3
+    assert get_activation("Leaky-ReLU:0.05", CPU).slope == 0.05
+    assert get_activation("leaky_relu", CPU).slope == 0.01
+    assert get_activation("leaky_relu", CPU, slope=0.3).slope == 0.3
     backend = get_backend("cpu", "float64")
     out = layer.forward(backend.asarray([-2.0, 3.0]))
     np.testing.assert_allclose(out, [-0.4, 3.0], rtol=1e-15)
 
 
 def test_elu_kwargs_through_the_registry():
-    layer = get_activation("elu", alpha=0.5)
+    layer = get_activation("elu", CPU, alpha=0.5)
     assert isinstance(layer, ELU) and layer.alpha == 0.5
 
 
 def test_unknown_activation_lists_the_names():
     with pytest.raises(InputError) as info:
-        get_activation("softplus")
+        get_activation("softplus", CPU)
     msg = str(info.value)
     assert "softplus" in msg
     for name in ACTIVATIONS:
@@ -267,32 +268,32 @@ def test_unknown_activation_lists_the_names():
 @pytest.mark.parametrize("name", ["leaky_relu:abc", "leaky_relu:"])
 def test_bad_leaky_slope_text(name):
     with pytest.raises(InputError, match="leaky_relu:0.01"):
-        get_activation(name)
+        get_activation(name, CPU)
 
 
 @pytest.mark.parametrize("slope", [0.0, -0.1, 1.0, 2.0])
 def test_leaky_relu_slope_out_of_range(slope):
     with pytest.raises(InputError, match="0.01"):
-        LeakyReLU(slope)
+        LeakyReLU(CPU, slope)
     with pytest.raises(InputError):
-        get_activation(f"leaky_relu:{slope}")
+        get_activation(f"leaky_relu:{slope}", CPU)
 
 
 @pytest.mark.parametrize("alpha", [0.0, -1.0])
 def test_elu_alpha_must_be_positive(alpha):
     with pytest.raises(InputError, match="positive"):
-        ELU(alpha=alpha)
+        ELU(CPU, alpha=alpha)
 
 
 def test_input_error_is_a_value_error():
     with pytest.raises(ValueError):
-        get_activation("nope")
+        get_activation("nope", CPU)
 
 
 # -- Linear ------------------------------------------------------------------------------------------
 
 def _linear(backend, n_in, n_out, seed=0, init="he"):
-    return Linear(n_in, n_out, init=init, rng=backend.rng(seed), asarray=backend.asarray)
+    return Linear(n_in, n_out, backend, init=init, rng=backend.rng(seed))
 
 
 def test_linear_forward_is_x_at_w_plus_b(backend):
@@ -380,7 +381,7 @@ def test_init_std_values():
                                   "", 0, -0.5, float("nan"), True, None])
 def test_bad_init_raises(init):
     with pytest.raises(InputError) as info:
-        Linear(3, 2, init=init, rng=np.random.default_rng(0), asarray=np.asarray)
+        Linear(3, 2, CPU, init=init, rng=np.random.default_rng(0))
     msg = str(info.value)
     assert "std" in msg or "positive" in msg
     assert "\n" not in msg
@@ -394,20 +395,25 @@ def test_unknown_init_names_the_choices():
 @pytest.mark.parametrize("sizes", [(0, 3), (3, 0), (-1, 2)])
 def test_linear_sizes_must_be_positive(sizes):
     with pytest.raises(InputError, match="positive"):
-        Linear(*sizes, rng=np.random.default_rng(0), asarray=np.asarray)
+        Linear(*sizes, CPU, rng=np.random.default_rng(0))
 
 
-def test_linear_needs_rng_and_asarray():
-    with pytest.raises(InputError, match="rng="):
-        Linear(3, 2)
-    with pytest.raises(InputError, match="asarray"):
-        Linear(3, 2, rng=np.random.default_rng(0))
+@pytest.mark.parametrize("not_a_backend", [None, "cpu", np])
+def test_layers_need_a_backend_object(not_a_backend):
+    with pytest.raises(InputError, match="Backend"):
+        Linear(3, 2, not_a_backend)
+    with pytest.raises(InputError, match="Backend"):
+        ReLU(not_a_backend)
+
+
+def test_linear_default_rng_is_seed_zero():
+    np.testing.assert_array_equal(Linear(3, 2, CPU).params["W"], Linear(3, 2, CPU, rng=CPU.rng(0)).params["W"])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_same_seed_gives_bit_identical_weights_on_every_backend(dtype):
     expected = (np.random.default_rng(42).standard_normal((13, 7)) * math.sqrt(2.0 / 13)).astype(dtype)
-    for spec in ("cpu", "strict", "torch"):
+    for spec in available_specs():
         b = get_backend(spec, dtype)
         w = b.to_numpy(_linear(b, 13, 7, seed=42).params["W"])
         assert w.dtype == np.dtype(dtype)
@@ -425,8 +431,8 @@ def test_sigmoid_bounds_and_symmetry(values):
     backend = get_backend("cpu", "float64")
     x = np.array(values)
     with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-        s_pos = Sigmoid().forward(backend.asarray(x))
-        s_neg = Sigmoid().forward(backend.asarray(-x))
+        s_pos = Sigmoid(backend).forward(backend.asarray(x))
+        s_neg = Sigmoid(backend).forward(backend.asarray(-x))
     assert np.all((s_pos >= 0.0) & (s_pos <= 1.0))
     moderate = np.abs(x) <= 30.0  # beyond that 1 - σ rounds to 0 in float64
     assert np.all((s_pos[moderate] > 0.0) & (s_pos[moderate] < 1.0))

@@ -193,8 +193,7 @@ def test_leaky_relu_kwargs_reach_the_layers():
 def test_sequential_names_and_set_param():
     backend = get_backend("cpu", "float64")
     rng = backend.rng(0)
-    seq = Sequential([Linear(3, 2, rng=rng, asarray=backend.asarray), Tanh(),
-                      Linear(2, 2, rng=rng, asarray=backend.asarray)])
+    seq = Sequential([Linear(3, 2, backend, rng=rng), Tanh(backend), Linear(2, 2, backend, rng=rng)])
     assert list(seq.params) == ["W1", "b1", "W2", "b2"]
     seq.set_param("b2", backend.asarray([1.0, 2.0]))
     np.testing.assert_array_equal(seq.layers[2].params["b"], [1.0, 2.0])

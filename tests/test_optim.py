@@ -56,6 +56,7 @@ def tol(dtype: str) -> dict:
 def run_two_steps(spec: str, dtype: str, opt, grads=(G1, G2)) -> list[np.ndarray]:
     """Step ``opt`` on W0 with the given gradients; check in-place, dtype and change each step."""
     be = get_backend(spec, dtype)
+    opt.bind(be)
     W = be.asarray(W0)
     params = {"W": W}
     out = []
@@ -190,7 +191,7 @@ def test_adamw_with_zero_gradient_only_decays():
     lr, wd = 0.1, 0.5
     be = get_backend("cpu", "float64")
     W = be.asarray(W0)
-    AdamW(lr, weight_decay=wd).step({"W": W}, {"W": be.asarray(ZERO)})
+    AdamW(lr, weight_decay=wd).bind(be).step({"W": W}, {"W": be.asarray(ZERO)})
     np.testing.assert_allclose(be.to_numpy(W), ew(lambda w: w * (1 - lr * wd), W0), rtol=0, atol=1e-15)
 
 
@@ -199,7 +200,7 @@ def test_adam_first_step_is_lr_times_sign(opt_backend):
     g = [[1e-3, -5.0], [200.0, -0.02]]  # magnitudes over five decades: bias correction cancels them
     be = get_backend(opt_backend, "float64")
     W = be.asarray(W0)
-    Adam(lr).step({"W": W}, {"W": be.asarray(g)})
+    Adam(lr).bind(be).step({"W": W}, {"W": be.asarray(g)})
     expected = ew(lambda w, gg: w - lr * math.copysign(1.0, gg), W0, g)
     np.testing.assert_allclose(be.to_numpy(W), expected, rtol=0, atol=lr * 1e-4)
 
@@ -207,7 +208,7 @@ def test_adam_first_step_is_lr_times_sign(opt_backend):
 def test_adam_state_is_lazy_and_matches_param(opt_backend):
     be = get_backend(opt_backend, "float32")
     W = be.asarray(W0)
-    opt = Adam(0.1)
+    opt = Adam(0.1).bind(be)
     assert opt.state == {"m": {}, "v": {}}
     opt.step({"W": W}, {"W": be.asarray(G1)})
     for slot in ("m", "v"):
@@ -226,7 +227,7 @@ def test_adam_state_is_lazy_and_matches_param(opt_backend):
 def test_numpy_scalar_lr_keeps_float32(opt_backend, name):
     be = get_backend(opt_backend, "float32")
     W = be.asarray(W0)
-    opt = make_optimizer(name, 0.1)
+    opt = make_optimizer(name, 0.1, backend=be)
     opt.lr = np.float64(0.05)  # what a careless schedule might set: must not promote or break strict
     opt.step({"W": W}, {"W": be.asarray(G1)})
     opt.step({"W": W}, {"W": be.asarray(G2)})
@@ -237,7 +238,7 @@ def test_numpy_scalar_lr_keeps_float32(opt_backend, name):
 def test_lr_attribute_is_read_every_step():
     be = get_backend("cpu", "float64")
     W = be.asarray(W0)
-    opt = SGD(0.1)
+    opt = SGD(0.1).bind(be)
     opt.lr = 0.5
     opt.step({"W": W}, {"W": be.asarray(G1)})
     np.testing.assert_allclose(be.to_numpy(W), ew(lambda w, g: w - 0.5 * g, W0, G1), rtol=0, atol=1e-15)
@@ -247,7 +248,7 @@ def test_missing_gradient_is_input_error_and_changes_nothing():
     be = get_backend("cpu", "float64")
     params = {"W": be.asarray(W0), "b": be.asarray([1.0, 2.0])}
     with pytest.raises(InputError, match="no gradient for parameter 'b'"):
-        SGD(0.1).step(params, {"W": be.asarray(G1)})
+        SGD(0.1).bind(be).step(params, {"W": be.asarray(G1)})
     np.testing.assert_array_equal(be.to_numpy(params["W"]), W0)
 
 
@@ -255,7 +256,7 @@ def test_gradient_shape_mismatch_is_input_error():
     be = get_backend("cpu", "float64")
     W = be.asarray(W0)
     with pytest.raises(InputError, match=r"shape \(1, 2\)"):
-        SGD(0.1).step({"W": W}, {"W": be.asarray([[1.0, 2.0]])})  # would broadcast silently
+        SGD(0.1).bind(be).step({"W": W}, {"W": be.asarray([[1.0, 2.0]])})  # would broadcast silently
     np.testing.assert_array_equal(be.to_numpy(W), W0)
 
 
@@ -274,7 +275,7 @@ GRADS = [
 def test_state_dict_round_trip_continues_identically(opt_backend, name):
     be = get_backend(opt_backend, "float64")
     kw = {"weight_decay": 0.01}
-    a = make_optimizer(name, 0.05, momentum=0.8, **kw)
+    a = make_optimizer(name, 0.05, momentum=0.8, **kw, backend=be)
     pa = {"W": be.asarray(W0), "b": be.asarray([0.5, -0.5])}
     for g in GRADS[:3]:
         a.step(pa, {k: be.asarray(v) for k, v in g.items()})
@@ -288,7 +289,7 @@ def test_state_dict_round_trip_continues_identically(opt_backend, name):
     snapshot = {s: {k: v.copy() for k, v in t.items()} for s, t in sd["state"].items()}
 
     # different settings on purpose: loading must restore the saved hyper-parameters
-    b = make_optimizer(name, 0.9, momentum=0.5)
+    b = make_optimizer(name, 0.9, momentum=0.5, backend=be)
     b.load_state_dict(sd, be.asarray)
     assert b.hyperparams() == a.hyperparams() and b.t == 3 and b.name == a.name
     pb = {k: be.asarray(be.to_numpy(v).copy()) for k, v in pa.items()}
@@ -307,13 +308,34 @@ def test_state_dict_round_trip_continues_identically(opt_backend, name):
 
 def test_loading_float64_state_onto_float32_params_casts(opt_backend):
     be64, be32 = get_backend(opt_backend, "float64"), get_backend(opt_backend, "float32")
-    a = Adam(0.1)
+    a = Adam(0.1).bind(be64)
     a.step({"W": be64.asarray(W0)}, {"W": be64.asarray(G1)})
-    b = Adam(0.1)
+    b = Adam(0.1).bind(be32)
     b.load_state_dict(a.state_dict(be64.to_numpy), be64.asarray)
     W = be32.asarray(W0)
     b.step({"W": W}, {"W": be32.asarray(G2)})
     assert W.dtype == be32.float_dtype() and b.state["m"]["W"].dtype == W.dtype
+
+
+def test_an_unbound_optimizer_says_how_to_bind_it():
+    be = get_backend("cpu", "float64")
+    W = be.asarray(W0)
+    with pytest.raises(InputError, match=r"bind\(model.backend\)"):
+        SGD(0.1).step({"W": W}, {"W": be.asarray(G1)})
+    np.testing.assert_array_equal(be.to_numpy(W), W0)
+    with pytest.raises(InputError, match="Backend"):
+        SGD(0.1).bind("cpu")
+
+
+def test_state_moves_when_the_optimizer_is_bound_to_another_device():
+    one, two = get_backend("strict:device1", "float64"), get_backend("strict:device2", "float64")
+    opt = SGD(0.1, momentum=0.9).bind(one)
+    opt.step({"W": one.asarray(W0)}, {"W": one.asarray(G1)})
+    W = two.asarray(W0)
+    opt.bind(two).step({"W": W}, {"W": two.asarray(G1)})  # mixing devices would raise in strict
+    assert two.owns(opt.state["velocity"]["W"])
+    # v = 0.9 * (-0.1 G1) - 0.1 G1; W = W0 + v
+    np.testing.assert_allclose(two.to_numpy(W), ew(lambda w, g: w - 0.19 * g, W0, G1), rtol=0, atol=1e-15)
 
 
 def test_load_state_of_another_family_is_input_error():
@@ -328,7 +350,7 @@ def test_load_state_with_bad_hyperparameter_is_input_error_and_keeps_settings():
     be = get_backend("cpu", "float64")
     sd = SGD(0.1, momentum=0.9).state_dict(be.to_numpy)
     sd["hyperparams"]["momentum"] = 1.5
-    opt = SGD(0.2, momentum=0.5)
+    opt = SGD(0.2, momentum=0.5).bind(be)
     with pytest.raises(InputError, match="momentum"):
         opt.load_state_dict(sd, be.asarray)
     assert opt.lr == 0.2 and opt.momentum == 0.5
@@ -336,9 +358,9 @@ def test_load_state_with_bad_hyperparameter_is_input_error_and_keeps_settings():
 
 def test_loaded_state_of_wrong_shape_is_input_error():
     be = get_backend("cpu", "float64")
-    a = SGD(0.1, momentum=0.9)
+    a = SGD(0.1, momentum=0.9).bind(be)
     a.step({"W": be.asarray(W0)}, {"W": be.asarray(G1)})
-    b = SGD(0.1, momentum=0.9)
+    b = SGD(0.1, momentum=0.9).bind(be)
     b.load_state_dict(a.state_dict(be.to_numpy), be.asarray)
     with pytest.raises(InputError, match="another model"):
         b.step({"W": be.asarray([[1.0, 2.0, 3.0]])}, {"W": be.asarray([[1.0, 2.0, 3.0]])})

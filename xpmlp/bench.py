@@ -343,11 +343,7 @@ class XpmlpContender(Contender):
 
 def torch_device_for(backend: Any) -> str:
     """The torch device matching xpmlp's backend: the same GPU, else the CPU."""
-    if backend.name == "cupy":
-        return f"cuda:{int(backend.device.id)}"
-    if backend.name == "torch" and getattr(backend.device, "type", "cpu") == "cuda":
-        return str(backend.device)
-    return "cpu"
+    return backend.torch_device()
 
 
 class TorchContender(Contender):
@@ -488,11 +484,10 @@ def _lib_empty(lib: Any, kind: str, shape: tuple[int, ...], dtype: str) -> Any:
 
 def gemm_kind_for(backend: Any) -> str:
     """Where the GEMM-only contender runs: NumPy on the CPU, else the GPU library of the backend."""
-    if backend.name == "cupy":
-        return "cupy"
-    if backend.name == "torch" and getattr(backend.device, "type", "cpu") == "cuda":
-        return f"torch:{backend.device}"
-    return "numpy"
+    if not backend.on_gpu:
+        return "numpy"
+    # the GPU library the backend itself uses: CuPy for cuda:N, torch for torch:cuda:N
+    return f"torch:{backend.torch_device()}" if backend.spec.startswith("torch") else "cupy"
 
 
 class GemmContender(Contender):
@@ -692,11 +687,8 @@ def machine_info(threads: int, gpu: str | None = None) -> dict[str, Any]:
 def gpu_name(backend: Any, torch_device: str) -> str | None:
     """The GPU's name, through CuPy or torch, when the run uses one."""
     try:
-        if backend.name == "cupy":
-            import cupy
-
-            name = cupy.cuda.runtime.getDeviceProperties(int(backend.device.id))["name"]
-            return name.decode() if isinstance(name, bytes) else str(name)
+        if backend.on_gpu:
+            return backend.device_description()
         if torch_device.startswith("cuda"):
             import torch
 
@@ -752,8 +744,7 @@ class _ThreadLimit:
 
 
 def _default_contenders(backend: Any) -> list[str]:
-    on_gpu = backend.name == "cupy" or (backend.name == "torch" and getattr(backend.device, "type", "") == "cuda")
-    return ["xpmlp", "torch", "gemm"] if on_gpu else list(CONTENDERS)
+    return ["xpmlp", "torch", "gemm"] if backend.on_gpu else list(CONTENDERS)
 
 
 def _profile_epoch(contender: XpmlpContender, top: int) -> list[dict[str, Any]]:
@@ -808,7 +799,7 @@ def run_benchmark(cfg: BenchConfig, log: Log = print) -> dict[str, Any]:
         log(f"error: {LABELS[c.key]} failed during {stage}: {type(exc).__name__}: {exc}")
         active.remove(c)
 
-    with _ThreadLimit(cfg.threads, use_torch="torch" in names or backend.name == "torch") as limit:
+    with _ThreadLimit(cfg.threads, use_torch="torch" in names or backend.spec.startswith("torch")) as limit:
         if limit.note:
             notes.append(limit.note)
         for name in names:

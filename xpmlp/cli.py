@@ -90,7 +90,7 @@ def check_run_config(cfg: dict[str, Any]) -> None:
 
     train_config(cfg).validate()
     get_backend(cfg["device"], cfg["dtype"])
-    get_activation(cfg["activation"])
+    get_activation(cfg["activation"], get_backend("cpu"))
     init_std(cfg["init"], 1, 1)
     make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)

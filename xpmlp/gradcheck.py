@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import array_namespace, device
-
-from .backend import Backend, get_backend, host_rng, to_numpy
+from .backend import Backend, get_backend, host_rng
 from .layers import ACTIVATIONS, Layer, Linear, get_activation
 from .losses import softmax_cross_entropy
 from .model import MLP
@@ -62,27 +60,29 @@ def relative_error(analytic: list[float], numeric: list[float]) -> float:
     return max(abs(a - n) for a, n in zip(analytic, numeric, strict=False)) / scale
 
 
-def check_arrays(f: Callable[[], float], arrays: dict[str, Array], grads: dict[str, Array], *,
+def check_arrays(f: Callable[[], float], arrays: dict[str, Array], grads: dict[str, Array], backend: Backend, *,
                  max_entries: int = 200, h: float = 1e-4, seed: int = 0) -> dict[str, float]:
     """Compare ``grads[k]`` with numeric derivatives of the scalar ``f()`` w.r.t. ``arrays[k]``.
 
-    ``f`` must read the arrays (it is called after each entry is perturbed in place).
-    Returns the relative error per name, plus ``"direction"`` for one random direction.
+    ``f`` must read the arrays (it is called after each entry is perturbed in place); all
+    arrays belong to ``backend``. Returns the relative error per name, plus ``"direction"``
+    for one random direction.
     """
     rng = host_rng(seed)  # host-side sampling only; the arrays stay on their device
-    host_grads = {k: to_numpy(g) for k, g in grads.items()}
+    host_grads = {k: backend.to_numpy(g) for k, g in grads.items()}
     errors = {}
-    for name, p in arrays.items():
-        idxs = _entries(tuple(p.shape), max_entries, rng)
-        numeric = [_numeric_entry(f, p, idx, h) for idx in idxs]
-        analytic = [float(host_grads[name][idx]) for idx in idxs]
-        errors[name] = relative_error(analytic, numeric)
-    errors["direction"] = _direction_error(f, arrays, host_grads, rng, h)
+    with backend.context():
+        for name, p in arrays.items():
+            idxs = _entries(tuple(p.shape), max_entries, rng)
+            numeric = [_numeric_entry(f, p, idx, h) for idx in idxs]
+            analytic = [float(host_grads[name][idx]) for idx in idxs]
+            errors[name] = relative_error(analytic, numeric)
+        errors["direction"] = _direction_error(f, arrays, host_grads, backend, rng, h)
     return errors
 
 
 def _direction_error(f: Callable[[], float], arrays: dict[str, Array], host_grads: dict[str, Any],
-                     rng: Any, h: float) -> float:
+                     backend: Backend, rng: Any, h: float) -> float:
     """Relative error of ⟨∇f, v⟩ against the difference quotient along a random unit-scale v."""
     originals = {k: a[...] * 1.0 for k, a in arrays.items()}
     directions = {k: rng.standard_normal(tuple(a.shape)) for k, a in arrays.items()}
@@ -90,9 +90,7 @@ def _direction_error(f: Callable[[], float], arrays: dict[str, Array], host_grad
     total = 0.0
     for offset, weight in STENCIL:
         for k, a in arrays.items():
-            xp = array_namespace(a)
-            v = xp.asarray(directions[k] * (offset * h), dtype=a.dtype, device=device(a))
-            a[...] = originals[k] + v
+            a[...] = originals[k] + backend.asarray(directions[k] * (offset * h), dtype=str(a.dtype).split(".")[-1])
         total += weight * f()
     for k, a in arrays.items():
         a[...] = originals[k]
@@ -101,18 +99,18 @@ def _direction_error(f: Callable[[], float], arrays: dict[str, Array], host_grad
 
 def check_layer(layer: Layer, x: Array, *, max_entries: int = 200, seed: int = 0) -> dict[str, float]:
     """Check a layer's dx and parameter gradients with f(x) = Σ forward(x) ⊙ R for a fixed random R."""
-    xp = array_namespace(x)
-    out = layer.forward(x, train=True)
-    r_host = host_rng(seed + 1).standard_normal(tuple(out.shape))
-    R = xp.asarray(r_host, dtype=x.dtype, device=device(x))
-    dx = layer.backward(R)
+    backend, xp = layer.backend, layer.xp
+    with backend.context():
+        out = layer.forward(x, train=True)
+        R = backend.asarray(host_rng(seed + 1).standard_normal(tuple(out.shape)), dtype=backend.dtype)
+        dx = layer.backward(R * 1.0)  # a copy: an in-place layer may overwrite what it is given
 
     def f() -> float:
-        return float(xp.sum(layer.forward(x, train=False) * R))
+        return float(xp.sum(layer.forward(x * 1.0, train=False) * R))
 
     arrays = {"x": x, **layer.params}
     grads = {"x": dx, **layer.grads}
-    return check_arrays(f, arrays, grads, max_entries=max_entries, seed=seed)
+    return check_arrays(f, arrays, grads, backend, max_entries=max_entries, seed=seed)
 
 
 def check_model(model: MLP, X: Array, y: Array, reg: float = 0.0, *, max_entries: int = 200,
@@ -125,17 +123,18 @@ def check_model(model: MLP, X: Array, y: Array, reg: float = 0.0, *, max_entries
     def f() -> float:
         return float(model.loss(X, y, reg, check=False)[0])
 
-    return check_arrays(f, model.params, grads, max_entries=max_entries, seed=seed)
+    return check_arrays(f, model.params, grads, model.backend, max_entries=max_entries, seed=seed)
 
 
-def check_loss(logits: Array, labels: Array, *, seed: int = 0) -> dict[str, float]:
-    """Check dlogits of softmax_cross_entropy."""
-    _, dlogits = softmax_cross_entropy(logits, labels)
+def check_loss(logits: Array, labels: Array, backend: Backend, *, seed: int = 0) -> dict[str, float]:
+    """Check dlogits of softmax_cross_entropy (arrays of ``backend``)."""
+    with backend.context():
+        _, dlogits = softmax_cross_entropy(logits, labels, backend.xp)
 
     def f() -> float:
-        return float(softmax_cross_entropy(logits, labels)[0])
+        return float(softmax_cross_entropy(logits, labels, backend.xp)[0])
 
-    return check_arrays(f, {"logits": logits}, {"logits": dlogits}, seed=seed)
+    return check_arrays(f, {"logits": logits}, {"logits": dlogits}, backend, seed=seed)
 
 
 def _kink_free_input(backend: Backend, shape: tuple[int, int], seed: int) -> Array:
@@ -155,12 +154,13 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
     rng = backend.rng(seed)
     logits = backend.asarray(rng.standard_normal((6, 5)) * 3.0, dtype="float64")
     labels = backend.asarray(rng.integers(0, 5, 6))
-    rows.append(("softmax_cross_entropy", check_loss(logits, labels, seed=seed)))
-    linear = Linear(7, 5, init="xavier", rng=rng, asarray=lambda a: backend.asarray(a, dtype="float64"))
+    rows.append(("softmax_cross_entropy", check_loss(logits, labels, backend, seed=seed)))
+    linear = Linear(7, 5, backend, init="xavier", rng=rng)
     rows.append(("Linear(7, 5)", check_layer(linear, _kink_free_input(backend, (4, 7), seed), seed=seed)))
     names = [n for n in ACTIVATIONS if n != "silu"]
     for name in names:
-        rows.append((name, check_layer(get_activation(name), _kink_free_input(backend, (4, 6), seed), seed=seed)))
+        layer = get_activation(name, backend)
+        rows.append((name, check_layer(layer, _kink_free_input(backend, (4, 6), seed), seed=seed)))
     for name in names:
         model = MLP([6, 8, 7, 4], activation=name, backend=backend, dtype="float64", seed=seed)
         X = _kink_free_input(backend, (5, 6), seed + 2)

@@ -5,30 +5,35 @@ A layer has ``params`` and ``grads`` (dicts of arrays; empty for activations),
 ``train`` is true, and ``backward(dout)`` which returns dL/dx and fills ``grads``.
 Shapes: x is (N, D) for a batch of N rows; dout has the shape of the forward output.
 
-Only the Array API is used: the namespace comes from ``array_namespace(x)``.
+Every layer is built for one Backend and takes its namespace ``xp`` from it once, at
+construction; only the Array API is used, plus the backend's in-place fast paths.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import array_namespace
-
-from .backend import mask_inplace, relu_inplace
+from .backend import Backend
 from .errors import InputError
 
 Array = Any
 
 
 class Layer:
-    """Base class: a layer with no parameters that passes the gradient through."""
+    """Base class: the contract above. ``forward`` and ``backward`` must be overridden.
+
+    Args:
+        backend: the Backend whose arrays the layer computes on; ``xp`` is its namespace.
+    """
 
     params: dict[str, Array]
     grads: dict[str, Array]
 
-    def __init__(self) -> None:
+    def __init__(self, backend: Backend) -> None:
+        if not isinstance(backend, Backend):
+            raise InputError(f"a layer needs a Backend, got {backend!r}; pass get_backend('cpu') or model.backend")
+        self.backend, self.xp = backend, backend.xp
         self.params = {}
         self.grads = {}
 
@@ -74,26 +79,24 @@ class Linear(Layer):
     """Affine layer: out = x @ W + b, with W of shape (in_features, out_features).
 
     Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ.
-    Weights are drawn on the host (``rng``: a numpy Generator) in float64 and moved with
-    ``asarray``, so every backend starts from bit-identical weights for the same seed.
+    Weights are drawn on the host (``rng``: a numpy Generator, default ``backend.rng(0)``)
+    in float64 and moved with ``backend.asarray``, so every backend starts from bit-identical
+    weights for the same seed.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, init: str | float = "he",
-                 rng: Any = None, asarray: Callable[[Any], Array] | None = None) -> None:
-        super().__init__()
+    def __init__(self, in_features: int, out_features: int, backend: Backend, *, init: str | float = "he",
+                 rng: Any = None) -> None:
+        super().__init__(backend)
         if in_features < 1 or out_features < 1:
             raise InputError(f"Linear({in_features}, {out_features}): sizes must be positive integers")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.init = init
         # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
         self.input_grad = True
-        if rng is None or asarray is None:
-            raise InputError("Linear needs rng= (a numpy Generator) and asarray= (backend.asarray); "
-                             "build layers through MLP or pass backend.rng(seed) and backend.asarray")
+        rng = backend.rng(0) if rng is None else rng
         std = init_std(init, in_features, out_features)
         w = rng.standard_normal((in_features, out_features)) * std
-        self.params = {"W": asarray(w), "b": asarray([0.0] * out_features)}
-        self.xp = array_namespace(self.params["W"])  # looked up once: backward runs every step
+        self.params = {"W": backend.asarray(w), "b": backend.asarray([0.0] * out_features)}
         self.x: Array = None
 
     def forward(self, x: Array, train: bool = True) -> Array:
@@ -130,40 +133,39 @@ class ReLU(Layer):
     allocations per layer and step); MLP uses it, since it owns both arrays.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
+    def __init__(self, backend: Backend, inplace: bool = False) -> None:
+        super().__init__(backend)
         self.inplace = inplace
 
     def forward(self, x, train=True):
-        out = relu_inplace(x) if self.inplace else array_namespace(x).maximum(x, 0.0)
+        # the plain path copies first, so both paths give the backend's one ReLU (see backend.base)
+        out = self.backend.relu_(x if self.inplace else x * 1.0)
         if train:
             self.out = out
         return out
 
     def backward(self, dout):
-        if self.inplace:
-            return mask_inplace(dout, self.out > 0)
-        return array_namespace(dout).where(self.out > 0, dout, 0.0)
+        return self.backend.mask_(dout if self.inplace else dout * 1.0, self.out > 0)
 
 
 class LeakyReLU(Layer):
     """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c)."""
 
-    def __init__(self, slope: float = 0.01) -> None:
-        super().__init__()
+    def __init__(self, backend: Backend, slope: float = 0.01) -> None:
+        super().__init__(backend)
         if not 0 < slope < 1:
             raise InputError(f"LeakyReLU slope {slope} must lie in (0, 1); the usual value is 0.01")
         self.slope = float(slope)
 
     def forward(self, x, train=True):
-        xp = array_namespace(x)
+        xp = self.xp
         out = xp.where(x > 0, x, self.slope * x)
         if train:
             self.out = out  # for c > 0 the sign of out is the sign of x
         return out
 
     def backward(self, dout):
-        xp = array_namespace(dout)
+        xp = self.xp
         return xp.where(self.out > 0, dout, self.slope * dout)
 
     def __repr__(self):
@@ -174,7 +176,7 @@ class Sigmoid(Layer):
     """out = σ(x) (stable for large |x|); dx = dout · out · (1 − out)."""
 
     def forward(self, x, train=True):
-        out = sigmoid(array_namespace(x), x)
+        out = sigmoid(self.xp, x)
         if train:
             self.out = out
         return out
@@ -187,7 +189,7 @@ class Tanh(Layer):
     """out = tanh(x); dx = dout · (1 − out²)."""
 
     def forward(self, x, train=True):
-        out = array_namespace(x).tanh(x)
+        out = self.xp.tanh(x)
         if train:
             self.out = out
         return out
@@ -200,7 +202,7 @@ class Swish(Layer):
     """Swish / SiLU: out = x · σ(x); dx = dout · (σ + out · (1 − σ))."""
 
     def forward(self, x, train=True):
-        s = sigmoid(array_namespace(x), x)
+        s = sigmoid(self.xp, x)
         out = x * s
         if train:
             self.s, self.out = s, out
@@ -216,14 +218,14 @@ class ELU(Layer):
     exp is taken of min(x, 0) so a large positive x cannot overflow the unused branch.
     """
 
-    def __init__(self, alpha: float = 1.0, scale: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, backend: Backend, alpha: float = 1.0, scale: float = 1.0) -> None:
+        super().__init__(backend)
         if not alpha > 0:
             raise InputError(f"ELU alpha {alpha} must be positive; the usual value is 1.0")
         self.alpha, self.scale = float(alpha), float(scale)
 
     def forward(self, x, train=True):
-        xp = array_namespace(x)
+        xp = self.xp
         neg = (self.scale * self.alpha) * xp.expm1(xp.minimum(x, 0.0))
         out = xp.where(x > 0, self.scale * x, neg) if self.scale != 1.0 else xp.where(x > 0, x, neg)
         if train:
@@ -231,7 +233,7 @@ class ELU(Layer):
         return out
 
     def backward(self, dout):
-        xp = array_namespace(dout)
+        xp = self.xp
         # for x ≤ 0: d/dx λα(eˣ − 1) = λαeˣ = out + λα
         return xp.where(self.out > 0, self.scale * dout, dout * (self.out + self.scale * self.alpha))
 
@@ -246,8 +248,8 @@ SELU_SCALE = 1.0507009873554804934193349852946
 class SELU(ELU):
     """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017)."""
 
-    def __init__(self) -> None:
-        super().__init__(alpha=SELU_ALPHA, scale=SELU_SCALE)
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend, alpha=SELU_ALPHA, scale=SELU_SCALE)
 
     def __repr__(self):
         return "SELU()"
@@ -264,7 +266,7 @@ class GELU(Layer):
     """
 
     def forward(self, x, train=True):
-        xp = array_namespace(x)
+        xp = self.xp
         t = xp.tanh(GELU_K * (x + 0.044715 * (x * x * x)))
         out = 0.5 * x * (1.0 + t)
         if train:
@@ -290,8 +292,8 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 }
 
 
-def get_activation(name: str, **kwargs: Any) -> Layer:
-    """A new activation layer by name (``"relu"``, ``"leaky_relu"``, ...).
+def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
+    """A new activation layer by name (``"relu"``, ``"leaky_relu"``, ...) on ``backend``.
 
     ``"leaky_relu:0.1"`` sets the slope; keyword arguments go to the layer.
     """
@@ -304,4 +306,4 @@ def get_activation(name: str, **kwargs: Any) -> Layer:
         key = "leaky_relu"
     if key not in ACTIVATIONS:
         raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[key](**kwargs)
+    return ACTIVATIONS[key](backend, **kwargs)

@@ -1,21 +1,23 @@
-"""Losses: softmax cross-entropy and the L2 weight penalty, each returning its gradient."""
+"""Losses: softmax cross-entropy and the L2 weight penalty, each returning its gradient.
+
+Each function takes the namespace ``xp`` of the arrays' backend (``backend.xp``) from its
+caller; new arrays are created on the current device, so call them inside
+``backend.context()`` (the model's methods do).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace, device
-
 Array = Any
 
 
-def one_hot_mask(labels: Array, num_classes: int, xp: Any = None) -> Array:
+def one_hot_mask(labels: Array, num_classes: int, xp: Any) -> Array:
     """Boolean (N, C) mask with True at [i, labels[i]] (no fancy indexing needed)."""
-    xp = xp or array_namespace(labels)
-    return labels[:, None] == xp.arange(num_classes, device=device(labels))
+    return labels[:, None] == xp.arange(num_classes, device=labels.device)
 
 
-def softmax_cross_entropy(logits: Array, labels: Array, xp: Any = None) -> tuple[Array, Array]:
+def softmax_cross_entropy(logits: Array, labels: Array, xp: Any) -> tuple[Array, Array]:
     """Mean softmax cross-entropy and its gradient.
 
     Args:
@@ -29,7 +31,6 @@ def softmax_cross_entropy(logits: Array, labels: Array, xp: Any = None) -> tuple
 
     The row maximum is subtracted first (log-sum-exp), so logits of 1e4 stay finite.
     """
-    xp = xp or array_namespace(logits)
     n, c = logits.shape
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
@@ -43,7 +44,7 @@ def softmax_cross_entropy(logits: Array, labels: Array, xp: Any = None) -> tuple
     return loss, dlogits
 
 
-def l2_penalty(weights: list[Array], reg: float) -> tuple[Array | float, list[Array]]:
+def l2_penalty(weights: list[Array], reg: float, xp: Any) -> tuple[Array | float, list[Array]]:
     """L2 penalty ½·λ·Σ_k ‖W_k‖²_F over weight matrices only (biases are not penalised).
 
     Returns ``(penalty, [λ·W_k])``. The penalty is not divided by the batch size and uses
@@ -52,6 +53,5 @@ def l2_penalty(weights: list[Array], reg: float) -> tuple[Array | float, list[Ar
     """
     if reg == 0.0:
         return 0.0, []
-    xp = array_namespace(*weights)
     penalty = 0.5 * reg * sum(xp.sum(w * w) for w in weights)
     return penalty, [reg * w for w in weights]

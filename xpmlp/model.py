@@ -6,9 +6,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_array_api_obj
-
-from .backend import Backend, get_backend
+from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
 from .layers import Layer, Linear, get_activation
 from .losses import l2_penalty, softmax_cross_entropy
@@ -81,16 +79,16 @@ class MLP:
         self.backend = get_backend(backend, dtype)
         self.sizes, self.activation, self.init, self.seed = sizes, activation, init, seed
         self.activation_kwargs = activation_kwargs
-        get_activation(activation, **activation_kwargs)  # a typo fails here even with no hidden layer
+        get_activation(activation, self.backend, **activation_kwargs)  # a typo fails here even with no hidden layer
         rng = self.backend.rng(seed)
         layers: list[Layer] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             if i:
-                act = get_activation(activation, **activation_kwargs)
+                act = get_activation(activation, self.backend, **activation_kwargs)
                 if hasattr(act, "inplace"):
                     act.inplace = True  # its input and gradient are fresh arrays no one else holds
                 layers.append(act)
-            layers.append(Linear(fan_in, fan_out, init=init, rng=rng, asarray=self.backend.asarray))
+            layers.append(Linear(fan_in, fan_out, self.backend, init=init, rng=rng))
         layers[0].input_grad = False
         self.net = Sequential(layers)
 
@@ -121,19 +119,30 @@ class MLP:
                 "dtype": self.dtype, "seed": self.seed, "activation_kwargs": dict(self.activation_kwargs)}
 
     # -- input checks --------------------------------------------------------
-    def _on_backend(self, a: Any) -> Array:
-        """``a`` itself if it already lives on this backend, else a copy moved here."""
-        if (is_array_api_obj(a) and array_namespace(a).__name__ == self.xp.__name__
-                and self.backend.owns_device(device(a))):
-            return a
-        return self.backend.asarray(self.backend.to_numpy(a) if is_array_api_obj(a) else a)
+    def _on_backend(self, a: Any, what: str) -> Array:
+        """``a`` itself if it already lives on this backend's device, else a copy moved here.
 
+        Arrays of another library or device go through the host (one copy each way).
+        """
+        if self.backend.owns(a):
+            return a
+        if not is_device_array(a) and a is not None and not isinstance(a, (list, tuple)):
+            raise InputError(f"{what} is a {type(a).__module__}.{type(a).__name__}; pass a NumPy array, "
+                             f"an array of the model's backend ({self.backend.spec}) or a nested list")
+        try:
+            return self.backend.asarray(to_numpy(a) if is_device_array(a) else a)
+        except ValueError as exc:  # ragged nested lists and the like
+            raise InputError(f"{what} cannot be read as an array ({exc}); pass a rectangular NumPy array") from None
+
+    @on_device
     def check_x(self, X: Any) -> Array:
         """Validate X and return it as a device array of the model's dtype.
 
         A host NumPy array (or one from another backend) is moved to this backend.
         """
-        X = self._on_backend(X)
+        if X is None:
+            raise InputError("X is None; pass the samples as a 2-D array (samples, features)")
+        X = self._on_backend(X, "X")
         xp = self.xp
         if X.ndim != 2:
             raise InputError(f"X has shape {tuple(X.shape)}; it must be 2-D (samples, features): "
@@ -152,10 +161,13 @@ class MLP:
             raise InputError("X contains NaN or inf; clean or impute the data before training")
         return X
 
+    @on_device
     def check_y(self, y: Any, n: int) -> Array:
         """Validate labels: 1-D integers in [0, classes), one per row of X."""
+        if y is None:
+            raise InputError("labels are None; pass one integer class per row of X")
         try:
-            y = self._on_backend(y)
+            y = self._on_backend(y, "labels")
         except TypeError:
             raise InputError("labels must be integer class indices, e.g. y.astype('int64')") from None
         xp = self.xp
@@ -172,17 +184,20 @@ class MLP:
         return y
 
     # -- forward / backward ----------------------------------------------------
+    @on_device
     def forward(self, X: Array, train: bool = False, check: bool = True) -> Array:
         """Logits (N, C). ``train=True`` caches what backward needs."""
         if check:
             X = self.check_x(X)
         return self.net.forward(X, train=train)
 
+    @on_device
     def backward(self, dlogits: Array) -> dict[str, Array]:
         """Back-propagate dL/dlogits; fills and returns the gradients by parameter name."""
         self.net.backward(dlogits)
         return self.grads
 
+    @on_device
     def loss(self, X: Array, y: Array, reg: float = 0.0, check: bool = True) -> tuple[Array, dict[str, Array]]:
         """Regularised loss and gradients of one batch.
 
@@ -203,7 +218,7 @@ class MLP:
         grads = self.backward(dlogits)
         if reg:
             names = [k for k in grads if k.startswith("W")]
-            penalty, dweights = l2_penalty([self.params[k] for k in names], reg)
+            penalty, dweights = l2_penalty([self.params[k] for k in names], reg, self.xp)
             loss = loss + penalty
             for k, dw in zip(names, dweights, strict=False):
                 grads[k] += dw
@@ -217,11 +232,14 @@ class MLP:
         n = X.shape[0]
         for start in range(0, max(n, 1), batch_size):
             stop = min(start + batch_size, n)  # the Array API leaves out-of-bounds slice stops unspecified
-            yield start, stop, self.net.forward(X[start:stop, ...], train=False)
+            with self.backend.context():  # per batch: a generator cannot hold a context across its yields
+                logits = self.net.forward(X[start:stop, ...], train=False)
+            yield start, stop, logits
 
     def _concat(self, parts: list[Array]) -> Array:
         return self.xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
 
+    @on_device
     def predict_proba(self, X: Array, batch_size: int = 8192) -> Array:
         """Class probabilities (N, C) on the device: softmax of the logits, computed in batches."""
         xp = self.xp
@@ -231,6 +249,7 @@ class MLP:
             parts.append(z / xp.sum(z, axis=1, keepdims=True))
         return self._concat(parts)
 
+    @on_device
     def predict(self, X: Array, batch_size: int = 8192) -> Array:
         """Predicted class indices (N,) on the device."""
         return self._concat([self.xp.argmax(z, axis=1) for _, _, z in self.batched_logits(self.check_x(X), batch_size)])
@@ -259,10 +278,14 @@ class MLP:
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters as host NumPy arrays, keyed W1, b1, W2, ... (device-neutral)."""
-        return {k: self.backend.to_numpy(v).copy() for k, v in self.params.items()}
+        return {k: self.backend.to_numpy(v) for k, v in self.params.items()}
 
+    @on_device
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load parameters from host arrays (as ``state_dict()`` returns), checking names and shapes."""
+        """Load parameters from host arrays (as ``state_dict()`` returns), checking names and shapes.
+
+        The arrays are copied: training afterwards never changes ``state``.
+        """
         own = self.params
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or extra:
@@ -274,7 +297,7 @@ class MLP:
                 raise InputError(f"state dict entry {k} has shape {shape}, the model expects {tuple(v.shape)}; "
                                  f"it was saved from another architecture than {self.sizes}")
         for k in own:
-            self.net.set_param(k, self.backend.asarray(self.backend.to_numpy(state[k])))
+            self.net.set_param(k, self.backend.asarray(to_numpy(state[k])))
 
     @classmethod
     def from_config(cls, config: dict[str, Any], backend: Backend | str = "auto", dtype: str | None = None) -> MLP:

@@ -18,12 +18,13 @@ array-api-strict refuses to mix with one at all).
 **The gradient arrays are scratch space**: ``step`` overwrites ``grads[k]`` to avoid
 temporaries. The caller computes fresh gradients before every step anyway.
 
+An optimizer computes on one Backend, given when it is built
+(``make_optimizer(..., backend=model.backend)``) or bound later with ``opt.bind(backend)``
+(the Trainer binds its model's); ``step`` runs inside ``backend.context()``.
 Per-parameter state (velocity, Adam moments) is created lazily with
 ``xp.zeros_like(param)`` -- same device, same dtype -- and kept in
 ``opt.state[slot][param_name]``. ``state_dict(to_numpy)`` / ``load_state_dict(state,
-asarray)`` move it to and from the host without this module importing any array
-library: the caller passes the conversion functions (``backend.to_numpy``,
-``backend.asarray``).
+asarray)`` move it to and from the host (``backend.to_numpy``, ``backend.asarray``).
 
 Schedules map a (fractional) epoch to a learning rate; ``parse_schedule`` reads the
 CLI strings ``constant``, ``exp:GAMMA``, ``step:EPOCHS:GAMMA``, ``cosine`` and
@@ -37,8 +38,8 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import array_api_compat
-
+from .backend import Backend
+from .backend import to_numpy as any_to_numpy
 from .errors import InputError
 
 Array = Any  # an array of any Array API library (NumPy, CuPy, torch.Tensor, array-api-strict)
@@ -114,9 +115,19 @@ class Optimizer:
         self.weight_decay = _check_weight_decay(weight_decay)
         self.t = 0
         self.state: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
-        self._xp_cache: dict[type, Any] = {}
+        self.backend: Backend | None = None
+        self.xp: Any = None
         # set by load_state_dict: the next step casts/moves loaded state to match the params
         self._align_pending = False
+
+    def bind(self, backend: Backend) -> Optimizer:
+        """Compute on ``backend`` from now on (state already held is moved at the next step); returns self."""
+        if not isinstance(backend, Backend):
+            raise InputError(f"an optimizer binds to a Backend, got {backend!r}; pass model.backend")
+        if backend != self.backend:
+            self.backend, self.xp = backend, backend.xp
+            self._align_pending = self._align_pending or any(self.state.values())
+        return self
 
     # -- the hot path -----------------------------------------------------------
     def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
@@ -135,29 +146,26 @@ class Optimizer:
             if tuple(g.shape) != tuple(p.shape):
                 raise InputError(f"gradient for {name!r} has shape {tuple(g.shape)} but the parameter has "
                                  f"{tuple(p.shape)}; pass the grads that belong to these params")
-        if self._align_pending:
-            self._align_state(params)
-        self.t += 1
-        lr = float(self.lr)  # a Python float mixes with float32 arrays without promoting them
-        for name, p in params.items():
-            self._update(name, p, grads[name], lr)
+        if self.backend is None:
+            raise InputError(f"{self!r} has no backend; build it with make_optimizer(..., backend=model.backend) "
+                             "or call opt.bind(model.backend) first")
+        with self.backend.context():
+            if self._align_pending:
+                self._align_state(params)
+            self.t += 1
+            lr = float(self.lr)  # a Python float mixes with float32 arrays without promoting them
+            for name, p in params.items():
+                self._update(name, p, grads[name], lr)
 
     def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
         raise NotImplementedError
-
-    def _xp(self, p: Array) -> Any:
-        # array_namespace inspects types on every call; cache it per array type
-        xp = self._xp_cache.get(type(p))
-        if xp is None:
-            xp = self._xp_cache[type(p)] = array_api_compat.array_namespace(p)
-        return xp
 
     def _slot(self, slot: str, name: str, p: Array) -> Array:
         """The state array ``slot`` of parameter ``name``, zeros on first use (same device, dtype)."""
         table = self.state[slot]
         s = table.get(name)
         if s is None:
-            s = table[name] = self._xp(p).zeros_like(p)
+            s = table[name] = self.xp.zeros_like(p)
         return s
 
     def _align_state(self, params: Mapping[str, Array]) -> None:
@@ -170,12 +178,10 @@ class Optimizer:
                 if tuple(s.shape) != tuple(p.shape):
                     raise InputError(f"optimizer state {slot}[{name!r}] has shape {tuple(s.shape)} but the "
                                      f"parameter has {tuple(p.shape)}; the state belongs to another model")
-                xp = self._xp(p)
+                if not self.backend.owns(s):  # state loaded or built on another device or library
+                    s = self.backend.asarray(any_to_numpy(s))
                 if s.dtype != p.dtype:
-                    s = xp.astype(s, p.dtype)
-                dev = array_api_compat.device(p)
-                if array_api_compat.device(s) != dev:
-                    s = array_api_compat.to_device(s, dev)
+                    s = self.xp.astype(s, p.dtype)
                 table[name] = s
         self._align_pending = False
 
@@ -199,20 +205,20 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     # -- serialisation -------------------------------------------------------------
-    def state_dict(self, to_numpy: Callable[[Array], Any]) -> dict[str, Any]:
+    def state_dict(self, to_numpy: Callable[[Array], Any] | None = None) -> dict[str, Any]:
         """A host snapshot: ``{"type", "hyperparams", "step", "state"}``.
 
         Args:
-            to_numpy: device -> host NumPy conversion, e.g. ``backend.to_numpy``.
+            to_numpy: device -> host NumPy conversion (default: the bound backend's ``to_numpy``).
 
         Array state comes back as host NumPy arrays (copies: later steps do not change
-        them, even on NumPy where ``to_numpy`` returns its argument); everything else is a
-        plain Python scalar.
+        them, whatever ``to_numpy`` does); everything else is a plain Python scalar.
         """
+        convert = to_numpy or (self.backend.to_numpy if self.backend is not None else any_to_numpy)
         state: dict[str, dict[str, Any]] = {}
         for slot, table in self.state.items():
-            # copy on the device first, so the snapshot never aliases live state
-            state[slot] = {name: to_numpy(self._xp(s).asarray(s, copy=True)) for name, s in table.items()}
+            # copy first (x * 1.0 is exact), so the snapshot never aliases live state
+            state[slot] = {name: convert(s * 1.0) for name, s in table.items()}
         return {
             "type": self.family,
             "hyperparams": dict(self.hyperparams()),
@@ -263,8 +269,7 @@ class Optimizer:
         new: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
         for slot, table in arrays.items():
             for name, host in table.items():
-                dev = asarray(host)
-                new[slot][name] = self._xp(dev).asarray(dev, copy=True)
+                new[slot][name] = asarray(host) * 1.0  # a copy, whatever asarray does
         self.state = new
         self._align_pending = True
 
@@ -397,7 +402,7 @@ class Adam(Optimizer):
         root_c2 = math.sqrt(1.0 - b2 ** self.t)
         # Two temporaries (the sqrt, then the quotient): the Array API has no out=, and an
         # in-place reciprocal would add a rounding step.
-        d = self._xp(p).sqrt(v)
+        d = self.xp.sqrt(v)
         d += self.eps * root_c2
         d = m / d
         d *= lr * root_c2 / c1
@@ -440,8 +445,9 @@ _OPTIMIZER_KWARGS = {
 }
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, **kw: Any) -> Optimizer:
-    """Build an optimizer from its CLI name.
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, *, backend: Backend | None = None,
+                   **kw: Any) -> Optimizer:
+    """Build an optimizer from its CLI name, bound to ``backend`` when given.
 
     ``"sgd"`` plain SGD; ``"momentum"`` / ``"nesterov"`` SGD with classic / Nesterov
     momentum ``momentum``; ``"adam"``; ``"adamw"``. ``momentum`` is ignored by the others.
@@ -458,12 +464,14 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, **kw: Any) -> Op
         raise InputError(f"optimizer {key!r} does not take {', '.join(sorted(extra))}; "
                          f"it takes lr and {', '.join(sorted(_OPTIMIZER_KWARGS[key]))}")
     if key == "sgd":
-        return SGD(lr, **kw)
-    if key in ("momentum", "nesterov"):
-        return SGD(lr, momentum=momentum, nesterov=key == "nesterov", **kw)
-    if key == "adam":
-        return Adam(lr, **kw)
-    return AdamW(lr, **kw)
+        opt: Optimizer = SGD(lr, **kw)
+    elif key in ("momentum", "nesterov"):
+        opt = SGD(lr, momentum=momentum, nesterov=key == "nesterov", **kw)
+    elif key == "adam":
+        opt = Adam(lr, **kw)
+    else:
+        opt = AdamW(lr, **kw)
+    return opt.bind(backend) if backend is not None else opt
 
 
 # -- learning-rate schedules ------------------------------------------------------------

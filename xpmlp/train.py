@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .backend import host_rng
+from .backend import Backend, host_rng, on_device
 from .errors import DivergenceError, InputError
 from .losses import softmax_cross_entropy
 from .model import MLP
@@ -120,12 +120,13 @@ def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[fl
     if n == 0:
         return float("nan"), float("nan")
     total_loss, correct = 0.0, 0
-    for start, stop, logits in model.batched_logits(X, batch_size):
-        yb = y[start:stop]
-        loss, _ = softmax_cross_entropy(logits, yb, xp)
-        total_loss = total_loss + loss * yb.shape[0]
-        correct = correct + xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64))
-    return float(total_loss) / n, int(correct) / n
+    with model.backend.context():
+        for start, stop, logits in model.batched_logits(X, batch_size):
+            yb = y[start:stop]
+            loss, _ = softmax_cross_entropy(logits, yb, xp)
+            total_loss = total_loss + loss * yb.shape[0]
+            correct = correct + xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64))
+        return float(total_loss) / n, int(correct) / n
 
 
 class _Interrupt:
@@ -171,7 +172,8 @@ class Trainer:
         self.progress = progress
         self.on_checkpoint = on_checkpoint
         self.optimizer = optimizer or make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                                                     weight_decay=config.weight_decay)
+                                                     weight_decay=config.weight_decay, backend=model.backend)
+        self.optimizer.bind(model.backend)
         self.history = History(regime=config.regime)
         self.step = 0  # optimizer steps done
         self.samples_seen = 0  # training examples consumed (the last batch of an epoch may be short)
@@ -180,6 +182,11 @@ class Trainer:
         self.bad_evals = 0
         self.interrupted = False
         self.train_seconds = 0.0
+
+    @property
+    def backend(self) -> Backend:
+        """The model's backend: everything the trainer computes lives there."""
+        return self.model.backend
 
     # -- schedule and sizes ------------------------------------------------------
     def steps_per_epoch(self, n: int) -> int:
@@ -215,6 +222,7 @@ class Trainer:
                 "bad_evals": self.bad_evals, "train_seconds": self.train_seconds, "history": self.history.to_dict(),
                 "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"}}
 
+    @on_device
     def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
         self.step = int(state["step"])
         self.samples_seen = int(state.get("samples_seen", 0))
@@ -226,6 +234,7 @@ class Trainer:
             self.best_state = {k: self.model.backend.asarray(v) for k, v in best.items()}
 
     # -- the loop --------------------------------------------------------------
+    @on_device
     def fit(self, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any = None) -> History:
         """Train on (X_train, y_train), evaluating on (X_val, y_val) when given.
 

@@ -1,0 +1,69 @@
+"""The CPU backends: NumPy (the reference) and array-api-strict (the proof of pure Array API)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import numpy as np
+
+from .base import Backend
+
+
+class NumpyBackend(Backend):
+    """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``."""
+
+    name = "numpy"
+
+    def __init__(self, dtype: str = "float32") -> None:
+        super().__init__("cpu", importlib.import_module("array_api_compat.numpy"), "cpu", dtype)
+
+    @classmethod
+    def array_type(cls) -> type:
+        return np.ndarray
+
+    @classmethod
+    def host_array(cls, a: Any) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def same_device(self, a: Any) -> bool:
+        return True
+
+    def relu_(self, x: Any) -> Any:
+        # np.maximum gives +0.0 for −0.0 and keeps NaN, as the definition asks (tested on every backend)
+        return np.maximum(x, 0.0, out=x)
+
+    def mask_(self, d: Any, keep: Any) -> Any:
+        return np.multiply(d, keep, out=d)
+
+
+class StrictBackend(Backend):
+    """array-api-strict on one of its named devices; specs ``strict`` and ``strict:NAME``.
+
+    array-api-strict refuses anything outside the standard and refuses to combine arrays
+    of two devices (``strict:device1``, ``strict:device2``): the CPU proof that xpmlp keeps
+    every array on its backend's device.
+    """
+
+    name = "strict"
+
+    def __init__(self, device_name: str = "CPU_DEVICE", dtype: str = "float32") -> None:
+        strict = importlib.import_module("array_api_strict")
+        spec = "strict" if device_name == "CPU_DEVICE" else f"strict:{device_name}"
+        super().__init__(spec, strict, strict.Device(device_name), dtype)
+
+    @classmethod
+    def device_names(cls) -> list[str]:
+        """The device names array-api-strict offers (``CPU_DEVICE``, ``device1``, ...)."""
+        strict = importlib.import_module("array_api_strict")
+        return [str(d).split("'")[1] for d in strict.__array_namespace_info__().devices()]
+
+    @classmethod
+    def array_type(cls) -> type | None:
+        module = sys.modules.get("array_api_strict._array_object")
+        return None if module is None else module.Array
+
+    @classmethod
+    def host_array(cls, a: Any) -> np.ndarray:
+        return np.array(np.from_dlpack(a), copy=True)

@@ -1,0 +1,117 @@
+"""The backends that can reach a GPU: PyTorch (CPU or CUDA) and CuPy (CUDA).
+
+Both libraries run their kernels on the *current* CUDA device, so ``context()`` makes the
+backend's device current; every public entry point of xpmlp runs inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from typing import Any
+
+import numpy as np
+
+from .base import Backend
+
+
+class TorchBackend(Backend):
+    """PyTorch tensors through array-api-compat; specs ``torch`` (CPU) and ``torch:cuda:N``."""
+
+    name = "torch"
+
+    def __init__(self, index: int | None = None, dtype: str = "float32") -> None:
+        torch = importlib.import_module("torch")
+        self._torch = torch
+        device = torch.device("cpu") if index is None else torch.device("cuda", index)
+        spec = "torch" if index is None else f"torch:cuda:{index}"
+        super().__init__(spec, importlib.import_module("array_api_compat.torch"), device, dtype)
+        self.on_gpu = index is not None
+
+    @classmethod
+    def array_type(cls) -> type | None:
+        module = sys.modules.get("torch")
+        return None if module is None else module.Tensor
+
+    @classmethod
+    def host_array(cls, a: Any) -> np.ndarray:
+        # one counted transfer (``numpy``); copy=True so a CPU tensor's memory is never shared
+        return a.detach().to("cpu", copy=True).numpy()
+
+    def same_device(self, a: Any) -> bool:
+        return a.device.type == self.device.type and (a.device.index or 0) == (self.device.index or 0)
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        if self.on_gpu:
+            return self._torch.cuda.device(self.device.index)
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        if self.on_gpu:
+            self._torch.cuda.synchronize(self.device)
+
+    def relu_(self, x: Any) -> Any:
+        # clamp keeps −0.0; adding +0.0 turns it into +0.0 as the definition asks (NaN stays NaN)
+        return x.clamp_(min=0.0).add_(0.0)
+
+    def mask_(self, d: Any, keep: Any) -> Any:
+        return d.mul_(keep)
+
+    def torch_device(self) -> str:
+        return str(self.device)
+
+    def device_description(self) -> str:
+        if self.on_gpu:
+            return str(self._torch.cuda.get_device_name(self.device))
+        return "cpu"
+
+
+class CupyBackend(Backend):
+    """CuPy arrays on CUDA device N through array-api-compat; spec ``cuda:N``."""
+
+    name = "cupy"
+    on_gpu = True
+
+    def __init__(self, index: int = 0, dtype: str = "float32") -> None:
+        cupy = importlib.import_module("cupy")
+        self._cupy = cupy
+        self.index = index
+        super().__init__(f"cuda:{index}", importlib.import_module("array_api_compat.cupy"),
+                         cupy.cuda.Device(index), dtype)
+        self._relu_kernel: Any = None
+
+    @classmethod
+    def array_type(cls) -> type | None:
+        module = sys.modules.get("cupy")
+        return None if module is None else module.ndarray
+
+    @classmethod
+    def host_array(cls, a: Any) -> np.ndarray:
+        return a.get()  # a device-to-host copy, made on the array's own device
+
+    def same_device(self, a: Any) -> bool:
+        return int(a.device.id) == self.index
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        return self._cupy.cuda.Device(self.index)
+
+    def synchronize(self) -> None:
+        self._cupy.cuda.Device(self.index).synchronize()
+
+    def relu_(self, x: Any) -> Any:
+        if self._relu_kernel is None:
+            # one pass with the definition written out: cupy.maximum's −0.0 is not documented
+            self._relu_kernel = self._cupy.ElementwiseKernel("T x", "T y", "y = (x <= (T)0) ? (T)0 : x",
+                                                             "xpmlp_relu")
+        return self._relu_kernel(x, x)
+
+    def mask_(self, d: Any, keep: Any) -> Any:
+        return self._cupy.multiply(d, keep, out=d)
+
+    def torch_device(self) -> str:
+        return f"cuda:{self.index}"
+
+    def device_description(self) -> str:
+        name = self._cupy.cuda.runtime.getDeviceProperties(self.index)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
