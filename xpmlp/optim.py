@@ -33,6 +33,7 @@ CLI strings ``constant``, ``exp:GAMMA``, ``step:EPOCHS:GAMMA``, ``cosine`` and
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -160,6 +161,10 @@ class Optimizer:
     def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
         raise NotImplementedError
 
+    def _context(self) -> contextlib.AbstractContextManager[Any]:
+        """The bound backend's device context (nothing to enter before binding)."""
+        return self.backend.context() if self.backend is not None else contextlib.nullcontext()
+
     def _slot(self, slot: str, name: str, p: Array) -> Array:
         """The state array ``slot`` of parameter ``name``, zeros on first use (same device, dtype)."""
         table = self.state[slot]
@@ -216,9 +221,10 @@ class Optimizer:
         """
         convert = to_numpy or (self.backend.to_numpy if self.backend is not None else any_to_numpy)
         state: dict[str, dict[str, Any]] = {}
-        for slot, table in self.state.items():
-            # copy first (x * 1.0 is exact), so the snapshot never aliases live state
-            state[slot] = {name: convert(s * 1.0) for name, s in table.items()}
+        with self._context():
+            for slot, table in self.state.items():
+                # copy first (x * 1.0 is exact), so the snapshot never aliases live state
+                state[slot] = {name: convert(s * 1.0) for name, s in table.items()}
         return {
             "type": self.family,
             "hyperparams": dict(self.hyperparams()),
@@ -267,9 +273,10 @@ class Optimizer:
                              f"the state dict is corrupt or from another optimizer")
         self.t = int(step)
         new: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
-        for slot, table in arrays.items():
-            for name, host in table.items():
-                new[slot][name] = asarray(host) * 1.0  # a copy, whatever asarray does
+        with self._context():
+            for slot, table in arrays.items():
+                for name, host in table.items():
+                    new[slot][name] = asarray(host) * 1.0  # a copy, whatever asarray does
         self.state = new
         self._align_pending = True
 
