@@ -183,6 +183,45 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _int_option(name: str, text: str, minimum: int) -> int:
+    """An integer option checked here, so a bad value is one ``error:`` line (argparse prints usage too)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise XpmlpError(f"{name} {text!r} is not an integer; e.g. {name} 200") from None
+    if value < minimum:
+        raise XpmlpError(f"{name} {value} must be {'a positive integer' if minimum == 1 else f'>= {minimum}'}")
+    return value
+
+
+def add_parity_args(p: argparse.ArgumentParser) -> None:
+    """``xpmlp parity``'s options; numbers stay text until ``cmd_parity`` checks them (one-line errors)."""
+    p.add_argument("--device", nargs="*", default=None, metavar="SPEC",
+                   help="backends to compare with NumPy (default: every usable one; see xpmlp devices)")
+    p.add_argument("--dtype", nargs="*", default=["float64", "float32"], help="float64 and/or float32 (default both)")
+    p.add_argument("--steps", default="200", help="SGD steps on each backend (default 200)")
+    p.add_argument("--batch-size", default="128", help="minibatch size (default 128)")
+    p.add_argument("--sizes", nargs="*", default=["64", "32", "32", "10"], help="layer widths (default 64 32 32 10)")
+    p.add_argument("--seed", default="0", help="seed of the data, weights and batches (default 0)")
+    p.add_argument("--out", default="parity.json", help="JSON result file (default ./parity.json; a folder gets "
+                   "parity.json inside)")
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from .parity import check_out, format_table, run_parity, write_json
+
+    steps = _int_option("--steps", args.steps, 1)
+    batch_size = _int_option("--batch-size", args.batch_size, 1)
+    seed = _int_option("--seed", args.seed, 0)
+    sizes = [_int_option("--sizes", s, 1) for s in args.sizes]
+    out = check_out(args.out)  # before any training: a bad --out fails at once
+    result = run_parity(args.device, args.dtype, steps, batch_size=batch_size, sizes=sizes, seed=seed)
+    write_json(result, out)  # first, so a closed stdout cannot lose it
+    print(format_table(result))
+    print(f"wrote {out}")
+    return 0 if result["ok"] else 1
+
+
 def _study_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="study folder (report.md, results.json, runs/)")
     p.add_argument("--data-dir", default=None)
@@ -284,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-6)
     p.set_defaults(func=cmd_gradcheck, device="cpu")
+
+    p = sub.add_parser("parity", help="does my GPU give the same numbers as my CPU? train one seeded MLP on "
+                       "each backend and compare with NumPy",
+                       epilog="exit status: 0 every row within tolerance, 1 a row past tolerance "
+                              "(named in the output and in the JSON's 'failed'), 2 bad input")
+    add_parity_args(p)
+    p.set_defaults(func=cmd_parity)
     return parser
 
 
