@@ -277,6 +277,7 @@ def test_cuda_index_beyond_device_count(monkeypatch):
 
 
 @no_torch_cuda_here
+@pytest.mark.needs_backend("torch")
 def test_torch_cuda_without_cuda_build():
     with pytest.raises(DeviceError) as info:
         get_backend("torch:cuda")

@@ -19,6 +19,7 @@ import pytest
 from xpmlp import checkpoint as ckpt
 from xpmlp import runs
 from xpmlp.errors import CheckpointError
+from xpmlp.io import atomic_write_json
 
 
 def _tree() -> dict:
@@ -193,10 +194,10 @@ def test_crash_in_the_middle_of_writing_the_bytes(tmp_path, monkeypatch) -> None
 
 def test_atomic_json_write_failure_keeps_old_file(tmp_path, monkeypatch) -> None:
     path = tmp_path / "metrics.json"
-    ckpt.atomic_write_json(path, {"test_acc": 0.5})
+    atomic_write_json(path, {"test_acc": 0.5})
     monkeypatch.setattr(os, "replace", _crash)
     with pytest.raises(OSError):
-        ckpt.atomic_write_json(path, {"test_acc": 0.9})
+        atomic_write_json(path, {"test_acc": 0.9})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"test_acc": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
@@ -204,8 +205,29 @@ def test_atomic_json_write_failure_keeps_old_file(tmp_path, monkeypatch) -> None
 
 def test_atomic_json_converts_numpy_values(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
-    ckpt.atomic_write_json(path, {"a": np.float32(0.5), "b": np.arange(3), "c": tmp_path})
+    atomic_write_json(path, {"a": np.float32(0.5), "b": np.arange(3), "c": tmp_path})
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": str(tmp_path)}
+
+
+def test_atomic_json_writes_null_for_nan_and_infinity(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    atomic_write_json(path, {"loss": float("nan"), "curve": [1.0, float("inf")], "w": np.array([-np.inf, 2.0])})
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in strict JSON")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"loss": None, "curve": [1.0, None],
+                                                                  "w": [None, 2.0]}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "m.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # -- refusals ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from xpmlp.backend import get_backend
+from xpmlp.backend import available_specs, get_backend
 from xpmlp.errors import InputError
 from xpmlp.layers import Linear, ReLU, Sigmoid, Tanh
 from xpmlp.model import MLP, Sequential
@@ -318,7 +318,8 @@ def test_load_state_dict_from_another_architecture():
         MLP([5, 4, 3], backend="cpu").load_state_dict(small.state_dict())
 
 
-@pytest.mark.parametrize("spec", ["strict", "torch"])
+@pytest.mark.parametrize("spec", ["strict", "strict:device1",
+                                  pytest.param("torch", marks=pytest.mark.needs_backend("torch"))])
 def test_to_another_backend_gives_the_same_predictions(spec):
     model = MLP([6, 7, 4], activation="tanh", backend="cpu", dtype="float64", seed=3)
     X, _ = data(9, 6, 4)
@@ -332,19 +333,18 @@ def test_to_another_backend_gives_the_same_predictions(spec):
         np.testing.assert_array_equal(other.state_dict()[k], v)
 
 
-def test_to_another_dtype():
+def test_to_another_dtype(backend):
     model = MLP([4, 3, 2], backend="cpu", dtype="float64", seed=0)
-    m32 = model.to("torch", dtype="float32")
+    m32 = model.to(backend, dtype="float32")
     assert m32.dtype == "float32"
     np.testing.assert_array_equal(m32.state_dict()["W1"], model.state_dict()["W1"].astype(np.float32))
     assert model.to("cpu").dtype == "float64"
 
 
-def test_inputs_from_another_backend_are_moved():
+def test_inputs_from_another_backend_are_moved(backend):
     model = MLP([4, 3, 2], backend="cpu", dtype="float64", seed=0)
     X, y = data(5, 4, 2)
-    torch_b = get_backend("torch", "float64")
-    loss_t, _ = model.loss(torch_b.asarray(X), torch_b.asarray(y))
+    loss_t, _ = model.loss(backend.asarray(X), backend.asarray(y))
     loss_h, _ = model.loss(X, y)
     assert float(loss_t) == float(loss_h)
 
@@ -374,7 +374,8 @@ def test_cross_backend_parity_float64():
     sizes = [20, 16, 12, 5]
     X, y = data(13, 20, 5, seed=9)
     results = {}
-    for spec in ("cpu", "strict", "torch"):
+    specs = available_specs()
+    for spec in specs:
         model = MLP(sizes, activation="relu", backend=spec, dtype="float64", seed=123)
         b = model.backend
         logits = b.to_numpy(model.forward(b.asarray(X)))
@@ -382,7 +383,8 @@ def test_cross_backend_parity_float64():
         results[spec] = (logits, float(loss), {k: np.array(b.to_numpy(g), copy=True) for k, g in grads.items()})
     ref_logits, ref_loss, ref_grads = results["cpu"]
     assert sorted(ref_grads) == ["W1", "W2", "W3", "b1", "b2", "b3"]
-    for spec in ("strict", "torch"):
+    assert len(specs) >= 2
+    for spec in specs[1:]:
         logits, loss, grads = results[spec]
         np.testing.assert_allclose(logits, ref_logits, rtol=1e-12, atol=1e-12, err_msg=spec)
         assert loss == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)

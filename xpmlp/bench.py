@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import atomic_write_json
 from .cli import positive_int as _positive_int
 from .errors import InputError, XpmlpError
+from .io import atomic_write_json
 
 CONTENDERS = ("xpmlp", "torch", "sklearn", "gemm")
 LABELS = {"xpmlp": "xpmlp", "torch": "PyTorch", "sklearn": "scikit-learn", "gemm": "GEMM-only"}

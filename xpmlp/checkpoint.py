@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,45 +19,10 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError
+from .io import atomic_write_bytes, json_safe
 
 FORMAT = "xpmlp-checkpoint"
 VERSION = 1
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -95,7 +59,7 @@ def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
     arrays, rest = flatten(tree)
     meta = {"format": FORMAT, "version": VERSION, "tree": rest}
     buf = io.BytesIO()
-    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8),
+    np.savez(buf, __meta__=np.frombuffer(json.dumps(json_safe(meta), allow_nan=False).encode(), dtype=np.uint8),
              **arrays)
     return atomic_write_bytes(path, buf.getvalue())
 

@@ -42,7 +42,6 @@ should be exactly 0 as well.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -54,8 +53,8 @@ from typing import Any
 import numpy as np
 
 from .backend import FLOAT_DTYPES, Backend, available_specs, check_dtype, get_backend, host_rng
-from .checkpoint import atomic_write_text
 from .errors import InputError
+from .io import atomic_write_json
 from .model import MLP
 from .optim import make_optimizer
 
@@ -270,17 +269,6 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _finite(obj: Any) -> Any:
-    """A copy of a JSON-ready tree with every NaN or infinite float replaced by None."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def check_out(path: str | os.PathLike[str]) -> Path:
     """The JSON file to write (a folder given gets ``parity.json`` inside); checked before any work.
 
@@ -309,12 +297,8 @@ def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     The file gets the umask's permissions, like any file the user creates.
     """
     out = check_out(path)
-    text = json.dumps(_finite(result), indent=2, allow_nan=False) + "\n"
     try:
-        atomic_write_text(out, text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(out, 0o666 & ~umask)  # the temp file behind the atomic write is created 0600
+        atomic_write_json(out, result)
     except OSError as exc:
         raise InputError(f"--out {path}: cannot write {out} ({exc.strerror or exc}); give another --out") from None
     return out

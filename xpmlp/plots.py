@@ -31,8 +31,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .backend import to_numpy
-from .checkpoint import atomic_write_bytes
 from .errors import InputError
+from .io import atomic_write_bytes
 
 __all__ = [
     "plot_loss", "loss_figure", "plot_accuracy", "accuracy_figure",

@@ -15,6 +15,7 @@ from typing import Any
 from . import checkpoint as ckpt
 from .backend import get_backend
 from .errors import CheckpointError, DivergenceError, InputError
+from .io import atomic_write_json
 from .model import MLP
 from .train import TrainConfig, Trainer, evaluate
 
@@ -127,7 +128,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
 
     def write_checkpoint(t: Trainer) -> None:
         ckpt.save(ckpt_path, _checkpoint_tree(t, cfg, prepared))
-        ckpt.atomic_write_json(out / "history.json", t.history.to_dict())
+        atomic_write_json(out / "history.json", t.history.to_dict())
 
     trainer = Trainer(model, tcfg, log=say, progress=progress if log else "lines", on_checkpoint=write_checkpoint)
     if state is not None:
@@ -136,11 +137,11 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         trainer.load_state(state["trainer"], state.get("best"))
         say(f"resuming from {resume} at step {trainer.step}")
     run_cfg = {**cfg, "data": prepared.config, "sizes": sizes, "backend": backend.spec}
-    ckpt.atomic_write_json(out / "config.json", run_cfg)
+    atomic_write_json(out / "config.json", run_cfg)
     try:
         history = trainer.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
     except DivergenceError:
-        ckpt.atomic_write_json(out / "history.json", trainer.history.to_dict())
+        atomic_write_json(out / "history.json", trainer.history.to_dict())
         raise
     if trainer.interrupted:
         say(f"stopped at step {trainer.step}; checkpoint written to {ckpt_path}; resume with: "
@@ -163,7 +164,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         "device": str(backend.device), "backend": backend.spec, "dtype": cfg["dtype"],
         "params": model.num_params(), "sizes": sizes, "stopped": history.stopped,
     }
-    ckpt.atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / "metrics.json", metrics)
     try:
         from . import plots
         plots.plot_loss(history.to_dict(), out / "loss.png", title=f"Training loss ({cfg['activation']})")

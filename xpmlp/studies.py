@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .backend import host_rng
-from .checkpoint import atomic_write_json, atomic_write_text
 from .errors import DivergenceError, InputError
+from .io import atomic_write_json, atomic_write_text
 
 #: The two activation studies of the homework. ``cifar10``: the two-layer network of the
 #: CIFAR-10 assignment (iteration regime, std-1e-4 init, mean-image subtraction, lr decay

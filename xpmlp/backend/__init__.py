@@ -76,14 +76,15 @@ def _cuda_backend(spec: str, index: int, dtype: str) -> Backend:
 
 
 def _torch_backend(spec: str, rest: list[str], dtype: str) -> Backend:
+    # the spec's spelling first: a typo is told as a typo whether or not PyTorch is here
+    if rest and (rest[0] != "cuda" or len(rest) > 2):
+        raise DeviceError(f"unknown device spec {spec!r}; use torch, torch:cuda or torch:cuda:N")
+    index = _parse_index(spec, rest[1]) if len(rest) == 2 else 0
     ok, count, why = probe_torch()
     if not ok:
         raise DeviceError(f"device {spec!r} is not usable: {why}")
     if not rest:
         return TorchBackend(None, dtype)
-    if rest[0] != "cuda" or len(rest) > 2:
-        raise DeviceError(f"unknown device spec {spec!r}; use torch, torch:cuda or torch:cuda:N")
-    index = _parse_index(spec, rest[1]) if len(rest) == 2 else 0
     if count == 0:
         raise DeviceError(f"device {spec!r} is not usable: {why}; "
                           "install a CUDA build of PyTorch or use --device torch")
