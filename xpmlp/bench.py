@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .cli import positive_int as _positive_int
+from .argtypes import positive_int as _positive_int
 from .errors import InputError, XpmlpError
 from .io import atomic_write_json
 

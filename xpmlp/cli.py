@@ -7,29 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .argtypes import number as _float
+from .argtypes import positive_int
 from .errors import CheckpointError, XpmlpError
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
     p.add_argument("--device", default=default,
-                   help="auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | strict (default auto"
+                   help="auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | strict[:device1|:device2] (default auto"
                         + ("; with --resume, the checkpoint's device)" if default is None else ")"))
 
 
