@@ -14,15 +14,8 @@ import pytest
 
 from xpmlp.backend import available_specs, get_backend
 from xpmlp.errors import InputError
-from xpmlp.optim import (
-    OPTIMIZER_NAMES,
-    SGD,
-    Adam,
-    AdamW,
-    Schedule,
-    make_optimizer,
-    parse_schedule,
-)
+from xpmlp.optim import OPTIMIZER_NAMES, SGD, Adam, AdamW, make_optimizer
+from xpmlp.schedules import Schedule, parse_schedule
 
 
 def _specs() -> list:

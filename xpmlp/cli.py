@@ -70,8 +70,9 @@ def check_run_config(cfg: dict[str, Any]) -> None:
     """Fail fast on bad settings before any data is loaded."""
     from .backend import get_backend
     from .layers import get_activation, init_std
-    from .optim import make_optimizer, parse_schedule
+    from .optim import make_optimizer
     from .runs import train_config
+    from .schedules import parse_schedule
 
     train_config(cfg).validate()
     get_backend(cfg["device"], cfg["dtype"])

@@ -1,4 +1,4 @@
-"""Optimizers (SGD, momentum, Nesterov, Adam, AdamW) and learning-rate schedules.
+"""Optimizers: SGD, momentum, Nesterov, Adam, AdamW (learning-rate schedules: ``xpmlp.schedules``).
 
 Every optimizer updates a dict of parameter arrays in place from a dict of gradient
 arrays with the same keys::
@@ -26,9 +26,6 @@ Per-parameter state (velocity, Adam moments) is created lazily with
 ``opt.state[slot][param_name]``. ``state_dict(to_numpy)`` / ``load_state_dict(state,
 asarray)`` move it to and from the host (``backend.to_numpy``, ``backend.asarray``).
 
-Schedules map a (fractional) epoch to a learning rate; ``parse_schedule`` reads the
-CLI strings ``constant``, ``exp:GAMMA``, ``step:EPOCHS:GAMMA``, ``cosine`` and
-``cosine:MIN_LR``, and ``Schedule.spec`` gives the string back.
 """
 
 from __future__ import annotations
@@ -46,12 +43,11 @@ from .errors import InputError
 Array = Any  # an array of any Array API library (NumPy, CuPy, torch.Tensor, array-api-strict)
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw")
-SCHEDULE_FORMS = "constant, exp:GAMMA, step:EPOCHS:GAMMA, cosine or cosine:MIN_LR"
 
 
 # -- argument checks --------------------------------------------------------------------
 
-def _number(name: str, value: Any, fix: str) -> float:
+def check_number(name: str, value: Any, fix: str) -> float:
     """``value`` as a finite Python float (never a NumPy scalar), else an InputError."""
     # bool is an int subclass: lr=True is a mistake, not 1.0
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -62,8 +58,8 @@ def _number(name: str, value: Any, fix: str) -> float:
     return x
 
 
-def _check_lr(lr: Any, name: str = "lr") -> float:
-    x = _number(name, lr, "pass a positive learning rate such as 0.01")
+def check_lr(lr: Any, name: str = "lr") -> float:
+    x = check_number(name, lr, "pass a positive learning rate such as 0.01")
     if x <= 0.0:
         raise InputError(f"{name} must be > 0, got {x!r}; pass a positive learning rate such as 0.01")
     return x
@@ -71,21 +67,21 @@ def _check_lr(lr: Any, name: str = "lr") -> float:
 
 def _check_unit(name: str, value: Any, example: str) -> float:
     """A coefficient in [0, 1): momentum and the Adam betas."""
-    x = _number(name, value, f"use a value in [0, 1) such as {example}")
+    x = check_number(name, value, f"use a value in [0, 1) such as {example}")
     if not 0.0 <= x < 1.0:
         raise InputError(f"{name} must be in [0, 1), got {x!r}; use a value such as {example}")
     return x
 
 
 def _check_eps(eps: Any) -> float:
-    x = _number("eps", eps, "use a small positive number such as 1e-8")
+    x = check_number("eps", eps, "use a small positive number such as 1e-8")
     if x <= 0.0:
         raise InputError(f"eps must be > 0, got {x!r}; use a small positive number such as 1e-8")
     return x
 
 
 def _check_weight_decay(wd: Any) -> float:
-    x = _number("weight_decay", wd, "use 0 (off) or a small positive number such as 5e-4")
+    x = check_number("weight_decay", wd, "use 0 (off) or a small positive number such as 5e-4")
     if x < 0.0:
         raise InputError(f"weight_decay must be >= 0, got {x!r}; use 0 (off) or a small positive number such as 5e-4")
     return x
@@ -112,7 +108,7 @@ class Optimizer:
     slots: tuple[str, ...] = ()
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
-        self.lr = _check_lr(lr)
+        self.lr = check_lr(lr)
         self.weight_decay = _check_weight_decay(weight_decay)
         self.t = 0
         self.state: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
@@ -202,7 +198,7 @@ class Optimizer:
 
     def _set_hyperparams(self, hp: Mapping[str, Any]) -> None:
         # validate everything before assigning anything, so a bad dict changes nothing
-        lr, wd = _check_lr(hp["lr"]), _check_weight_decay(hp["weight_decay"])
+        lr, wd = check_lr(hp["lr"]), _check_weight_decay(hp["weight_decay"])
         self.lr, self.weight_decay = lr, wd
 
     def __repr__(self) -> str:
@@ -479,150 +475,3 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, *, backend: Back
     else:
         opt = AdamW(lr, **kw)
     return opt.bind(backend) if backend is not None else opt
-
-
-# -- learning-rate schedules ------------------------------------------------------------
-
-def _fmt(x: float) -> str:
-    """A number as it round-trips through float(): "10" for 10.0, repr otherwise."""
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
-
-
-class Schedule:
-    """Learning rate as a function of the (fractional) epoch: ``schedule(epoch) -> lr``.
-
-    In the iteration regime the trainer passes ``iteration / iterations_per_epoch``.
-    ``spec`` is the string that ``parse_schedule(spec, base_lr, total_epochs)`` turns back
-    into the same schedule; this base class is the constant one (``lr = base_lr``).
-    """
-
-    def __init__(self, base_lr: float) -> None:
-        self.base_lr = _check_lr(base_lr, "base_lr")
-
-    @property
-    def spec(self) -> str:
-        return "constant"
-
-    def _lr(self, epoch: float) -> float:
-        return self.base_lr
-
-    def __call__(self, epoch: float) -> float:
-        e = float(epoch)
-        if not e >= 0.0:  # also catches NaN
-            raise InputError(f"schedule epoch must be >= 0, got {epoch!r}")
-        return self._lr(e)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(spec={self.spec!r}, base_lr={self.base_lr!r})"
-
-
-class ExponentialSchedule(Schedule):
-    """``lr = base_lr * gamma ** floor(epoch)``: multiplied by gamma at the end of each epoch."""
-
-    def __init__(self, base_lr: float, gamma: float) -> None:
-        super().__init__(base_lr)
-        self.gamma = _check_gamma(gamma)
-
-    @property
-    def spec(self) -> str:
-        return f"exp:{_fmt(self.gamma)}"
-
-    def _lr(self, epoch: float) -> float:
-        return self.base_lr * self.gamma ** math.floor(epoch)
-
-
-class StepSchedule(Schedule):
-    """``lr = base_lr * gamma ** floor(epoch / every)``: multiplied by gamma every ``every`` epochs."""
-
-    def __init__(self, base_lr: float, every: float, gamma: float) -> None:
-        super().__init__(base_lr)
-        self.every = _number("EPOCHS", every, "use a positive number of epochs such as 10")
-        if self.every <= 0.0:
-            raise InputError(f"EPOCHS must be > 0, got {self.every!r}; use a positive number of epochs such as 10")
-        self.gamma = _check_gamma(gamma)
-
-    @property
-    def spec(self) -> str:
-        return f"step:{_fmt(self.every)}:{_fmt(self.gamma)}"
-
-    def _lr(self, epoch: float) -> float:
-        return self.base_lr * self.gamma ** math.floor(epoch / self.every)
-
-
-class CosineSchedule(Schedule):
-    """``lr = min_lr + 0.5 * (base_lr - min_lr) * (1 + cos(pi * min(epoch, T) / T))``, T = total_epochs.
-
-    Evaluated continuously on fractional epochs; it stays at ``min_lr`` after ``T``.
-    With ``min_lr = 0`` this is ``0.5 * base_lr * (1 + cos(pi * epoch / T))``.
-    """
-
-    def __init__(self, base_lr: float, total_epochs: float, min_lr: float = 0.0) -> None:
-        super().__init__(base_lr)
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, numbers.Real) or not total_epochs > 0:
-            raise InputError(f"the cosine schedule needs total_epochs > 0, got {total_epochs!r}; "
-                             f"pass the number of training epochs")
-        self.total_epochs = float(total_epochs)
-        self.min_lr = _number("MIN_LR", min_lr, "use a learning rate between 0 and base_lr")
-        if not 0.0 <= self.min_lr <= self.base_lr:
-            raise InputError(f"MIN_LR must be in [0, base_lr={self.base_lr!r}], got {self.min_lr!r}; "
-                             f"use a learning rate between 0 and base_lr")
-
-    @property
-    def spec(self) -> str:
-        return "cosine" if self.min_lr == 0.0 else f"cosine:{_fmt(self.min_lr)}"
-
-    def _lr(self, epoch: float) -> float:
-        horizon = self.total_epochs
-        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (
-            1.0 + math.cos(math.pi * min(epoch, horizon) / horizon))
-
-
-def _check_gamma(gamma: Any) -> float:
-    x = _number("GAMMA", gamma, "use a decay factor in (0, 1] such as 0.95")
-    if not 0.0 < x <= 1.0:
-        raise InputError(f"GAMMA must be in (0, 1], got {x!r}; use a decay factor such as 0.95")
-    return x
-
-
-def _schedule_number(text: str, field: str) -> float:
-    try:
-        return float(field)
-    except ValueError:
-        raise InputError(f"bad learning-rate schedule {text!r}: {field!r} is not a number; "
-                         f"use one of: {SCHEDULE_FORMS}") from None
-
-
-def parse_schedule(text: str, base_lr: float, total_epochs: float | None = None) -> Schedule:
-    """Turn a CLI schedule string into a :class:`Schedule`.
-
-    Forms (case-insensitive):
-
-    - ``constant``: ``lr = base_lr``.
-    - ``exp:GAMMA``: ``lr = base_lr * GAMMA ** floor(epoch)``, 0 < GAMMA <= 1 (e.g. ``exp:0.95``).
-    - ``step:EPOCHS:GAMMA``: ``lr = base_lr * GAMMA ** floor(epoch / EPOCHS)`` (e.g. ``step:10:0.5``).
-    - ``cosine`` / ``cosine:MIN_LR``: ``lr = MIN_LR + 0.5 * (base_lr - MIN_LR) * (1 + cos(pi * min(epoch, T) / T))``
-      with ``T = total_epochs`` (required), ``0 <= MIN_LR <= base_lr``.
-
-    Raises:
-        InputError: a malformed string or value; the message names the accepted forms.
-    """
-    if not isinstance(text, str):
-        raise InputError(f"the learning-rate schedule must be a string, got {text!r}; use one of: {SCHEDULE_FORMS}")
-    parts = [s.strip() for s in text.strip().lower().split(":")]
-    kind, args = parts[0], parts[1:]
-    nums = [_schedule_number(text, a) for a in args]
-    try:
-        if kind == "constant" and not args:
-            return Schedule(base_lr)
-        if kind == "exp" and len(args) == 1:
-            return ExponentialSchedule(base_lr, nums[0])
-        if kind == "step" and len(args) == 2:
-            return StepSchedule(base_lr, nums[0], nums[1])
-        if kind == "cosine" and len(args) <= 1:
-            return CosineSchedule(base_lr, total_epochs, *nums)  # type: ignore[arg-type]
-    except InputError as exc:
-        # the constructors' messages name the bad value; add the schedule string and the forms
-        raise InputError(f"bad learning-rate schedule {text!r}: {exc}. Accepted forms: {SCHEDULE_FORMS}") from None
-    known = ("constant", "exp", "step", "cosine")
-    why = f"wrong number of ':' fields for {kind!r}" if kind in known else f"unknown schedule {kind!r}"
-    raise InputError(f"bad learning-rate schedule {text!r} ({why}); use one of: {SCHEDULE_FORMS}")

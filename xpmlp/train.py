@@ -30,7 +30,8 @@ from .backend import Backend, host_rng, on_device
 from .errors import DivergenceError, InputError
 from .losses import softmax_cross_entropy
 from .model import MLP
-from .optim import Optimizer, make_optimizer, parse_schedule
+from .optim import Optimizer, make_optimizer
+from .schedules import parse_schedule
 
 Array = Any
 
