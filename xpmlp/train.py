@@ -152,6 +152,20 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
+@dataclass
+class _FitData:
+    """What one ``fit`` call works on, checked and on the device."""
+
+    X: Array
+    y: Array
+    n: int
+    X_val: Array | None
+    y_val: Array | None
+    X_scored: Array  # the fixed training subset whose accuracy is reported at each evaluation
+    y_scored: Array
+    schedule: Callable[[float], float]
+
+
 class Trainer:
     """Trains an MLP with a config; ``fit`` returns a History.
 
@@ -183,6 +197,8 @@ class Trainer:
         self.bad_evals = 0
         self.interrupted = False
         self.train_seconds = 0.0
+        self._pending: list[Array] = []  # per-step losses still on the device
+        self._window_start = 0.0
 
     @property
     def backend(self) -> Backend:
@@ -240,88 +256,112 @@ class Trainer:
         """Train on (X_train, y_train), evaluating on (X_val, y_val) when given.
 
         Inputs may be host NumPy arrays or arrays of the model's backend; they are checked
-        once and moved to the device once.
+        once and moved to the device once. The loop: one block (an epoch, or a log window of
+        iterations) after another; each block ends at an evaluation point (``_end_of_block``).
         """
-        model, c = self.model, self.config
-        xp = model.xp
-        X = model.check_x(X_train)
-        y = model.check_y(y_train, X.shape[0])
-        n = X.shape[0]
-        c.validate(n)
-        has_val = X_val is not None and y_val is not None
-        if has_val:
-            Xv = model.check_x(X_val)
-            yv = model.check_y(y_val, Xv.shape[0])
-            has_val = Xv.shape[0] > 0
-        if c.early_stopping and not has_val:
-            raise InputError("early stopping watches the validation set, but there is none; "
-                             "give validation data (--val-size N) or drop --early-stopping")
-        # the schedule's horizon in epochs; in the iteration regime a fractional one, so cosine ends at its minimum
-        schedule = parse_schedule(c.lr_schedule, c.lr, c.epochs if c.epochs is not None else
-                                  c.iterations * c.batch_size / n)
-        # a fixed subset of the training set for the train accuracy, the same at every evaluation
-        sub = host_rng([c.seed, 3]).permutation(n)[:min(c.train_eval_size, n)]
-        sub_dev = model.backend.asarray(sub)
-        Xs, ys = xp.take(X, sub_dev, axis=0), xp.take(y, sub_dev, axis=0)
-
-        total = self.total_steps(n)
+        data = self._prepare(X_train, y_train, X_val, y_val)
+        total = self.total_steps(data.n)
         if self.step >= total or self.history.stopped.startswith("early stopping"):
             self.log(f"nothing to do: the run already has {self.step} of {total} steps ({self.history.stopped})")
             return self.history
         self.history.stopped = ""  # a resumed run is no longer 'interrupted'
         bar = self._make_bar(total)
-        pending: list[Array] = []  # per-step losses still on the device
-        window_start = time.perf_counter()
-        bs = c.batch_size
+        self._window_start = time.perf_counter()
         with _Interrupt() as interrupt:
             while self.step < total and not self.interrupted:
-                block = self._block_of(self.step, n)
-                plan, first = self._batch_plan(n, block)
-                plan_dev = model.backend.asarray(plan)  # one transfer per epoch / window
-                block_steps = (self.steps_per_epoch(n) if c.regime == "epochs" else len(plan) // bs)
-                for k in range(self.step - first, block_steps):
-                    idx = plan_dev[k * bs:min((k + 1) * bs, plan_dev.shape[0])]
-                    xb = xp.take(X, idx, axis=0)
-                    yb = xp.take(y, idx, axis=0)
-                    loss, grads = model.loss(xb, yb, c.reg, check=False)
-                    self.optimizer.lr = schedule(self.epoch_at(self.step, n))
-                    self.optimizer.step(model.params, grads)
-                    pending.append(loss)
-                    self.step += 1
-                    self.samples_seen += idx.shape[0]
-                    if len(pending) >= c.sync_every:
-                        self._flush(pending, bar)
-                    if interrupt.requested:
-                        self.interrupted = True
-                        break
-                    if c.regime == "iterations" and (self.step % c.log_every == 0 or self.step == total):
-                        break
-                self._flush(pending, bar)
+                block_start, block_steps = self._run_block(data, total, interrupt, bar)
                 # an evaluation belongs to the end of each epoch / log window, even when Ctrl-C came
                 # on its last step: a resumed run starts in the next block and would never make it
-                at_eval = self.step == first + block_steps
-                if at_eval:
-                    self.train_seconds += time.perf_counter() - window_start
-                    stop = self._evaluate(Xs, ys, Xv if has_val else None, yv if has_val else None,
-                                          n, schedule, bar)
-                    window_start = time.perf_counter()
-                    if self.on_checkpoint:
-                        self.on_checkpoint(self)
-                    if stop:
-                        break
+                if self.step == block_start + block_steps and self._end_of_block(data, bar):
+                    break
             if self.interrupted:
-                self.train_seconds += time.perf_counter() - window_start
+                self.train_seconds += time.perf_counter() - self._window_start
                 self.history.stopped = f"interrupted at step {self.step}"
                 if self.on_checkpoint:
                     self.on_checkpoint(self)
+        self._finish(bar)
+        return self.history
+
+    def _prepare(self, X_train: Any, y_train: Any, X_val: Any, y_val: Any) -> _FitData:
+        """Check and move the inputs once; build the schedule and the fixed train-accuracy subset."""
+        model, config = self.model, self.config
+        X = model.check_x(X_train)
+        y = model.check_y(y_train, X.shape[0])
+        n = X.shape[0]
+        config.validate(n)
+        X_val_dev = y_val_dev = None
+        if X_val is not None and y_val is not None:
+            X_val_dev = model.check_x(X_val)
+            y_val_dev = model.check_y(y_val, X_val_dev.shape[0])
+            if X_val_dev.shape[0] == 0:
+                X_val_dev = y_val_dev = None
+        if config.early_stopping and X_val_dev is None:
+            raise InputError("early stopping watches the validation set, but there is none; "
+                             "give validation data (--val-size N) or drop --early-stopping")
+        # the schedule's horizon in epochs; in the iteration regime a fractional one, so cosine ends at its minimum
+        horizon = config.epochs if config.epochs is not None else config.iterations * config.batch_size / n
+        schedule = parse_schedule(config.lr_schedule, config.lr, horizon)
+        # a fixed subset of the training set for the train accuracy, the same at every evaluation
+        scored = model.backend.asarray(host_rng([config.seed, 3]).permutation(n)[:min(config.train_eval_size, n)])
+        return _FitData(X, y, n, X_val_dev, y_val_dev, model.xp.take(X, scored, axis=0),
+                        model.xp.take(y, scored, axis=0), schedule)
+
+    def _run_block(self, data: _FitData, total: int, interrupt: _Interrupt, bar: Any) -> tuple[int, int]:
+        """The steps of the current block, from wherever the run stands in it; returns its (start, length)."""
+        config, xp = self.config, self.model.xp
+        block_start, indices = self._block_indices(data.n)
+        batch = config.batch_size
+        block_steps = self.steps_per_epoch(data.n) if config.regime == "epochs" else indices.shape[0] // batch
+        for k in range(self.step - block_start, block_steps):
+            batch_indices = indices[k * batch:min((k + 1) * batch, indices.shape[0])]
+            self._step(xp.take(data.X, batch_indices, axis=0), xp.take(data.y, batch_indices, axis=0), data)
+            if len(self._pending) >= config.sync_every:
+                self._flush(self._pending, bar)
+            if interrupt.requested:
+                self.interrupted = True
+                break
+            if config.regime == "iterations" and (self.step % config.log_every == 0 or self.step == total):
+                break
+        self._flush(self._pending, bar)
+        return block_start, block_steps
+
+    def _block_indices(self, n: int) -> tuple[int, Array]:
+        """The first step of the block the run is in, and its sample indices on the device (one transfer)."""
+        host_indices, block_start = self._batch_plan(n, self._block_of(self.step, n))
+        return block_start, self.model.backend.asarray(host_indices)
+
+    def _step(self, X_batch: Array, y_batch: Array, data: _FitData) -> None:
+        """One optimizer step on one minibatch; the loss stays on the device until the next flush."""
+        loss, grads = self.model.loss(X_batch, y_batch, self.config.reg, check=False)
+        self.optimizer.lr = data.schedule(self.epoch_at(self.step, data.n))
+        self.optimizer.step(self.model.params, grads)
+        self._pending.append(loss)
+        self.step += 1
+        self.samples_seen += X_batch.shape[0]
+
+    def _end_of_block(self, data: _FitData, bar: Any) -> bool:
+        """The evaluation point after each epoch or log window; True when training should stop.
+
+        This is where everything that happens "after each evaluation" hooks in: the
+        checkpoint (``on_checkpoint``) and early stopping.
+        """
+        self.train_seconds += time.perf_counter() - self._window_start
+        stop = self._evaluate(data, bar)
+        self._window_start = time.perf_counter()
+        if self.on_checkpoint:
+            self.on_checkpoint(self)
+        return stop
+
+    def _finish(self, bar: Any) -> None:
+        """Close the bar, name how the run ended, and restore the best weights after early stopping."""
         if bar is not None:
             bar.close()
         if not self.history.stopped:
             self.history.stopped = "completed"
-        if c.early_stopping and c.restore_best and self.best_state is not None and not self.interrupted:
-            for k, v in self.best_state.items():
-                model.net.set_param(k, v * 1.0)
-        return self.history
+        config = self.config
+        if config.early_stopping and config.restore_best and self.best_state is not None and not self.interrupted:
+            for name, value in self.best_state.items():
+                self.model.net.set_param(name, value * 1.0)
 
     def _flush(self, pending: list[Array], bar: Any) -> None:
         """Read the pending losses in one transfer, record them, stop on NaN/inf."""
@@ -350,15 +390,15 @@ class Trainer:
         last = self.history.eval[-1]["val_acc"] if self.history.eval else None
         return f"loss {loss:.4f}" + (f", val acc {last:.4f}" if last is not None else "")
 
-    def _evaluate(self, Xs: Array, ys: Array, Xv: Array | None, yv: Array | None, n: int,
-                  schedule: Callable[[float], float], bar: Any) -> bool:
+    def _evaluate(self, data: _FitData, bar: Any) -> bool:
         """Record one evaluation point; log it; return True when early stopping says stop."""
         c, model = self.config, self.model
-        train_loss_sub, train_acc = evaluate(model, Xs, ys)
-        val_loss, val_acc = evaluate(model, Xv, yv) if Xv is not None else (None, None)
-        epoch = self.epoch_at(self.step, n)
+        _, train_acc = evaluate(model, data.X_scored, data.y_scored)
+        val_loss, val_acc = evaluate(model, data.X_val, data.y_val) if data.X_val is not None else (None, None)
+        epoch = self.epoch_at(self.step, data.n)
+        schedule = data.schedule
         if c.regime == "epochs":
-            k = self.steps_per_epoch(n)
+            k = self.steps_per_epoch(data.n)
             losses = self.history.iteration_loss[-k:]
             train_loss = sum(losses) / len(losses)
         else:
