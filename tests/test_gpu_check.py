@@ -1,0 +1,384 @@
+"""scripts/gpu_check.sh on a machine without a GPU, and the logic of its no-sync detectors.
+
+The script is run with ``CUDA_VISIBLE_DEVICES=`` and ``GPU_CHECK_REQUIRE_GPU=no``: whatever the
+machine has, every GPU step must be skipped with its reason and the run must pass, so CI never
+fails for want of a GPU. The detectors are tested on fake CuPy and PyTorch modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import types
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "gpu_check.py"
+GPU_STEPS = ("pytest -m gpu", "gradcheck cuda", "gradcheck torch:cuda", "parity", "nosync cuda",
+             "nosync torch:cuda", "first-step cuda", "first-step torch:cuda", "train cuda", "bench cuda b128",
+             "bench cuda b4096")
+
+
+def _load() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+gc = _load()
+
+
+def _no_gpu_env(out: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(out), CUDA_VISIBLE_DEVICES="", GPU_CHECK_REQUIRE_GPU="no")
+    env.pop("GPU_CHECK_WHEELS", None)
+    return env
+
+
+def _strict_json(path: Path) -> dict[str, Any]:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{path} holds {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+# ------------------------------------------------------------------------------------------------
+# the whole script, CPU only
+# ------------------------------------------------------------------------------------------------
+
+def test_script_without_a_gpu_skips_every_gpu_step_and_passes(tmp_path):
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh")], cwd=tmp_path, env=_no_gpu_env(out),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 120
+    report = _strict_json(out / "gpu-check.json")
+    assert report["schema"] == gc.SCHEMA and report["finished"] is True and report["require_gpu"] is False
+    steps = {s["step"]: s for s in report["steps"]}
+    assert steps["devices"]["status"] == "passed" and "cpu usable" in steps["devices"]["detail"]
+    assert steps["probe"]["status"] == "passed"
+    for name in GPU_STEPS:
+        assert steps[name]["status"] == "skipped", steps[name]
+        assert "no usable CUDA GPU through" in steps[name]["detail"], steps[name]
+    assert "CuPy" in steps["gradcheck cuda"]["detail"] and "PyTorch" in steps["gradcheck torch:cuda"]["detail"]
+    assert steps["evaluate on cpu"]["status"] == "skipped"
+    assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] >= len(GPU_STEPS)
+    assert "skip: gradcheck cuda: no usable CUDA GPU through CuPy" in proc.stdout
+    assert "0 failed" in proc.stdout.splitlines()[-1]  # the summary table closes the output
+    assert (out / "logs" / "devices.log").exists()
+
+
+def test_a_required_gpu_turns_skips_into_failures(tmp_path):
+    env = _no_gpu_env(tmp_path)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "run", "--out", str(tmp_path), "--require-gpu", "yes",
+                           "--only", "gradcheck"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    steps = {s["step"]: s for s in _strict_json(tmp_path / "gpu-check.json")["steps"]}
+    assert set(steps) == {"probe", "gradcheck cuda", "gradcheck torch:cuda"}
+    assert steps["gradcheck cuda"]["status"] == "failed"
+    assert steps["gradcheck cuda"]["detail"].startswith("GPU required but not run: no usable CUDA GPU through CuPy")
+
+
+def test_auto_requires_a_gpu_only_where_nvidia_smi_lists_one_and_never_in_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(gc, "gpu_listed", lambda: True)
+    assert gc.resolve_require_gpu("auto") is True
+    assert gc.resolve_require_gpu("no") is False
+    monkeypatch.setenv("CI", "true")
+    assert gc.resolve_require_gpu("auto") is False
+    assert gc.resolve_require_gpu("yes") is True
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr(gc, "gpu_listed", lambda: False)
+    assert gc.resolve_require_gpu("auto") is False
+
+
+def test_bad_budget_is_one_line_and_exit_2(tmp_path, capsys):
+    assert gc.main(["run", "--out", str(tmp_path), "--budget", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --budget must be a positive number of seconds"
+
+
+# ------------------------------------------------------------------------------------------------
+# the record and the runner
+# ------------------------------------------------------------------------------------------------
+
+def test_report_is_rewritten_after_each_step_without_nan(tmp_path):
+    report = gc.Report(tmp_path / "gpu-check.json", {"schema": gc.SCHEMA})
+    report.add(gc.Step("one", "passed", 1.0, "fine", extra={"ratio": float("nan"), "rates": [float("inf"), 2.0]}))
+    data = _strict_json(tmp_path / "gpu-check.json")
+    assert data["finished"] is False and data["summary"] == {"passed": 1, "failed": 0, "skipped": 0}
+    assert data["steps"][0]["ratio"] is None and data["steps"][0]["rates"] == [None, 2.0]
+    report.add(gc.Step("two", "failed", detail="broken"))
+    assert [s["step"] for s in _strict_json(tmp_path / "gpu-check.json")["steps"]] == ["one", "two"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert "1 passed, 1 failed, 0 skipped" in gc.summary_table(report)
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path):
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+           "print('started', flush=True); time.sleep(60)"
+    t0 = time.monotonic()
+    res = gc.run_command([sys.executable, "-c", code], timeout=2, log=tmp_path / "x.log")
+    assert res.rc is None and time.monotonic() - t0 < 30
+    assert "started" in res.output and "[exit timeout]" in (tmp_path / "x.log").read_text()
+
+
+def _context(tmp_path: Path, budget: float = 100.0, require: bool = False) -> Any:
+    report = gc.Report(tmp_path / "gpu-check.json", {})
+    return gc.Context(tmp_path, report, time.monotonic() + budget, require, set(gc.STEPS))
+
+
+def test_a_step_past_the_budget_is_skipped_and_a_broken_judge_fails(tmp_path):
+    ctx = _context(tmp_path, budget=5)
+    step = gc.run_step(ctx, "late", [sys.executable, "-c", "pass"], 60, gc.exit_ok)
+    assert step.status == "skipped" and "out of the time budget" in step.detail
+
+    def broken(res: Any) -> Any:
+        raise KeyError("contenders")
+    ctx = _context(tmp_path, budget=100)
+    step = gc.run_step(ctx, "odd", [sys.executable, "-c", "print('hi')"], 60, broken)
+    assert step.status == "failed" and "could not read the result" in step.detail
+    assert step.extra["exit"] == 0 and Path(step.extra["log"]).exists()
+
+
+def test_skip_reasons_name_the_library_and_keep_xpmlps_reason():
+    why = ("device 'cuda' is not usable: CuPy is not installed (ModuleNotFoundError); pip install "
+           "'xpmlp[cuda12]'; or use --device cpu")
+    line = gc.skip_reason("cuda", why)
+    assert line == "no usable CUDA GPU through CuPy: CuPy is not installed (ModuleNotFoundError); pip install " \
+                   "'xpmlp[cuda12]'"
+    assert gc.skip_reason("torch:cuda", "PyTorch was built without CUDA").endswith("PyTorch: PyTorch was built "
+                                                                                   "without CUDA")
+
+
+def test_worker_answers_are_read_from_the_last_json_line():
+    res = gc.Result(0, 'noise\n{"not": "this"}\nmore noise\n{"ok": true, "detail": "fine"}\n', 1.0)
+    ok, detail, extra = gc.worker_judge(res)
+    assert ok and detail == "fine" and extra["result"]["ok"] is True
+    ok, detail, _ = gc.worker_judge(gc.Result(1, "Traceback ...\nSegmentation fault\n", 1.0))
+    assert not ok and detail == "exit 1: Segmentation fault"
+
+
+# ------------------------------------------------------------------------------------------------
+# the no-sync detectors, on fake libraries
+# ------------------------------------------------------------------------------------------------
+
+class FakeArray:
+    """Stands for cupy.ndarray: each of these methods reads the device."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = value
+
+    def get(self) -> float:
+        return self.value
+
+    def item(self) -> float:
+        return self.value
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def tolist(self) -> list[float]:
+        return [self.value]
+
+
+class FakeBackend:
+    name = "cupy"
+    on_gpu = True
+
+    def context(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        pass
+
+
+class FakeJob:
+    """A training loop on fake arrays; ``sync_at`` is the step that reads a value on the host."""
+
+    def __init__(self, make: type = FakeArray, sync_at: int | None = None, read: str = "item") -> None:
+        self.make, self.sync_at, self.read = make, sync_at, read
+        self.model = types.SimpleNamespace(backend=FakeBackend(), params={"W1": make(), "b1": make()})
+        self.steps_run = 0
+
+    def train(self, steps: int, start: int = 0) -> Any:
+        for i in range(start, start + steps):
+            self.steps_run += 1
+            if i == self.sync_at:
+                getattr(self.model.params["W1"], self.read)()
+        return self.make(0.5)
+
+
+def test_call_counter_counts_and_restores_own_and_inherited_methods():
+    class Child(FakeArray):
+        def item(self) -> float:  # its own: must come back as it was
+            return 7.0
+
+    own_item = Child.__dict__["item"]
+    counter = gc.CallCounter(Child, ("get", "item", "__float__", "__bool__", "missing"))
+    with counter:
+        a = Child(3.0)
+        assert a.item() == 7.0 and a.get() == 3.0 and float(a) == 3.0 and bool(a) is True
+        a.get()
+    assert counter.calls == {"get": 2, "item": 1, "__float__": 1, "__bool__": 1}
+    assert counter.total() == 5 and counter.unpatched == {"missing": "no such attribute"}
+    assert counter.stacks and counter.stacks[0].startswith("item from test_gpu_check.py:")
+    assert Child.__dict__["item"] is own_item and "get" not in Child.__dict__ and "__float__" not in Child.__dict__
+    float(Child(1.0))
+    assert counter.total() == 5  # not counting after the block
+
+
+def test_call_counter_reports_an_immutable_type():
+    with gc.CallCounter(int, ("__float__",)) as counter:
+        float(3)
+    assert "__float__" in counter.unpatched and counter.total() == 0
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(ndarray=FakeArray))
+
+
+def test_cupy_detector_passes_a_clean_loop_and_catches_its_control(fake_cupy):
+    job = FakeJob()
+    result = gc.cupy_nosync(job, steps=20)
+    assert result["ok"] is True and result["loop_syncs"] == 0 and result["control_syncs"] >= 1
+    assert job.steps_run == 23  # 3 warm-up steps, then the measured ones
+    assert "__float__" in result["patched"] and "float(loss) caught" in result["detail"]
+
+
+@pytest.mark.parametrize("read", ["item", "get", "__float__", "__bool__", "__int__", "tolist"])
+def test_cupy_detector_catches_one_read_in_the_loop(fake_cupy, read):
+    result = gc.cupy_nosync(FakeJob(sync_at=10, read=read), steps=20)
+    assert result["ok"] is False and result["loop_syncs"] == 1
+    assert f"{read} from test_gpu_check.py" in result["detail"] and "train" in result["detail"]
+
+
+def test_cupy_detector_that_sees_nothing_fails(fake_cupy):
+    class Elsewhere(FakeArray):  # not the patched class: the counter is blind to it
+        pass
+
+    sys.modules["cupy"].ndarray = type("Other", (), {n: FakeArray.__dict__[n] for n in gc.CUPY_REQUIRED})
+    result = gc.cupy_nosync(FakeJob(make=Elsewhere), steps=5)
+    assert result["ok"] is False and result["control_syncs"] == 0
+    assert "blind" in result["detail"]
+
+
+class FakeTensor:
+    """float() of it is a sync: refused while the fake sync debug mode is 'error'."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+
+    def __float__(self) -> float:
+        if self.torch.mode == "error" and not self.torch.blind:
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return 0.5
+
+
+def _fake_torch(blind: bool = False) -> Any:
+    torch = types.SimpleNamespace(mode=0, blind=blind, modes_seen=[])
+
+    def set_mode(mode: Any) -> None:
+        torch.mode = mode
+        torch.modes_seen.append(mode)
+
+    torch.cuda = types.SimpleNamespace(get_sync_debug_mode=lambda: torch.mode, set_sync_debug_mode=set_mode)
+    return torch
+
+
+class FakeTorchJob(FakeJob):
+    def __init__(self, torch: Any, sync_at: int | None = None) -> None:
+        super().__init__()
+        self.torch = torch
+        self.sync_at = sync_at
+
+    def train(self, steps: int, start: int = 0) -> Any:
+        for i in range(start, start + steps):
+            if i == self.sync_at:
+                float(FakeTensor(self.torch))
+        return FakeTensor(self.torch)
+
+
+@pytest.mark.parametrize("sync_at, ok", [(None, True), (12, False)])
+def test_torch_detector(monkeypatch, sync_at, ok):
+    torch = _fake_torch()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    result = gc.torch_nosync(FakeTorchJob(torch, sync_at), steps=20)
+    assert result["ok"] is ok and result["control_syncs"] == 1
+    assert result["loop_syncs"] == (0 if ok else 1)
+    if not ok:
+        assert "__float__" in result["detail"] and "train" in result["detail"]
+    assert torch.mode == 0 and torch.modes_seen.count("error") == 2  # restored after each use
+
+
+def test_torch_detector_that_sees_nothing_fails(monkeypatch):
+    torch = _fake_torch(blind=True)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    result = gc.torch_nosync(FakeTorchJob(torch, sync_at=5), steps=20)
+    assert result["ok"] is False and result["control_syncs"] == 0 and "cannot be trusted" in result["detail"]
+
+
+def test_torch_detector_lets_other_errors_through(monkeypatch):
+    torch = _fake_torch()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+
+    def boom() -> None:
+        raise RuntimeError("CUDA out of memory")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        gc.caught_sync(boom, torch)
+    assert torch.mode == 0
+
+
+def test_the_training_loop_of_the_workers_runs_on_the_cpu():
+    # the real xpmlp API the GPU workers call (MLP, make_optimizer, asarray, take, loss, step)
+    result = gc.worker_first_step("cpu", steps=4)
+    assert result["ok"] is True and result["first_step_s"] > 0 and result["median_step_s"] > 0
+    job = gc.make_job("cpu", [784, 32, 10], steps=5)
+    before = {k: job.model.backend.to_numpy(v).copy() for k, v in job.model.params.items()}
+    loss = job.train(5)
+    assert 0 < float(loss) < 10
+    assert all((job.model.backend.to_numpy(v) != before[k]).any() for k, v in job.model.params.items())
+    assert gc.worker_nosync("cpu", steps=2)["ok"] is False  # not a GPU backend: says so
+
+
+# ------------------------------------------------------------------------------------------------
+# wheels
+# ------------------------------------------------------------------------------------------------
+
+def _wheel(folder: Path, dist: str, module: str) -> Path:
+    path = folder / f"{dist}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{module}/__init__.py", "VALUE = 42\n")
+        z.writestr(f"{dist}-0.1.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    return path
+
+
+def test_missing_wheels_are_those_not_installed_and_unpack_onto_a_path(tmp_path):
+    wheels = tmp_path / "whl"
+    wheels.mkdir()
+    absent = _wheel(wheels, "xpmlp_fake_pkg", "xpmlp_fake_pkg")
+    _wheel(wheels, "pytest", "pytest_unused")  # installed here: never reinstalled
+    assert gc.wheel_distribution(absent) == "xpmlp-fake-pkg"
+    assert gc.wheel_distribution("array_api_compat-1.16.0-py3-none-any.whl") == "array-api-compat"
+    assert gc.missing_wheels(wheels) == [str(absent)]
+    gc.unpack_wheels(tmp_path / "site", [str(absent)])
+    out = subprocess.run([sys.executable, "-c", "import xpmlp_fake_pkg; print(xpmlp_fake_pkg.VALUE)"],
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), capture_output=True, text=True)
+    assert out.stdout.strip() == "42"
