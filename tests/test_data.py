@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import os
 import pickle
 import struct
@@ -35,6 +36,7 @@ from xpmlp.data import (
     stratified_subset,
     train_val_split,
 )
+from xpmlp.data import locate as locate_module  # where SYSTEM_DATA_DIRS and default_cache_dir are read
 from xpmlp.errors import DataError, InputError
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -187,8 +189,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", (str(tmp_path / "system"),))
-    monkeypatch.setattr(data, "default_cache_dir", lambda: tmp_path / "usercache")
+    monkeypatch.setattr(locate_module, "SYSTEM_DATA_DIRS", (str(tmp_path / "system"),))
+    monkeypatch.setattr(locate_module, "default_cache_dir", lambda: tmp_path / "usercache")
     return tmp_path
 
 
@@ -834,7 +836,6 @@ def test_prepare_defaults_and_config(isolated: Path) -> None:
     assert {k: cfg[k] for k in ("name", "source", "preprocess", "val_size", "subset", "seed")} == {
         "name": "fashion-mnist", "source": p.source, "preprocess": "scale", "val_size": 5000, "subset": None,
         "seed": 3}
-    import json
     json.dumps(cfg)  # recordable in a run's config
 
 
@@ -874,7 +875,7 @@ def test_prepare_cifar_default_val_size(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="needs /usr/share/datasets/fashion-mnist (dataset-fashion-mnist)")
 def test_real_fashion_mnist_from_system_folder(monkeypatch: pytest.MonkeyPatch, isolated: Path) -> None:
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", (str(REAL_FASHION.parent),))
+    monkeypatch.setattr(locate_module, "SYSTEM_DATA_DIRS", (str(REAL_FASHION.parent),))
     ds = load_dataset("fashion-mnist", download=False)
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
