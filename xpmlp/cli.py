@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .argtypes import number as _float
 from .argtypes import positive_int
 from .errors import CheckpointError, XpmlpError
+from .settings import PREPROCESS_NAMES, add_setting_args, settings_from_args
 
 
 def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -18,52 +18,11 @@ def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") ->
                         + ("; with --resume, the checkpoint's device)" if default is None else ")"))
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    """The arguments of one training run (shared by train and the studies)."""
-    from .runs import DEFAULTS as D
-
-    p.add_argument("--dataset", default=D["dataset"], help="fashion-mnist | mnist | cifar10")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (else searched)")
-    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not found")
-    p.add_argument("--hidden", type=positive_int, nargs="*", default=D["hidden"], help="hidden widths")
-    p.add_argument("--activation", default=D["activation"])
-    p.add_argument("--init", default=D["init"], help="he | xavier | std:S")
-    p.add_argument("--optimizer", default=D["optimizer"], help="sgd | momentum | nesterov | adam | adamw")
-    p.add_argument("--lr", type=_float, default=D["lr"])
-    p.add_argument("--momentum", type=_float, default=D["momentum"])
-    p.add_argument("--weight-decay", type=_float, default=D["weight_decay"], help="decoupled (adamw) or coupled")
-    p.add_argument("--lr-schedule", default=D["lr_schedule"], help="constant | exp:0.95 | step:10:0.5 | cosine")
-    p.add_argument("--reg", type=_float, default=D["reg"], help="L2 strength: loss += 0.5*reg*sum(W**2)")
-    p.add_argument("--batch-size", type=positive_int, default=D["batch_size"])
-    p.add_argument("--epochs", type=positive_int, default=None)
-    p.add_argument("--iterations", type=positive_int, default=None)
-    p.add_argument("--log-every", type=positive_int, default=D["log_every"], help="iterations between logs")
-    p.add_argument("--val-size", type=int, default=None, help="validation examples (default 5000; cifar10 1000)")
-    p.add_argument("--subset", type=positive_int, default=None,
-                   help="keep N class-balanced training images (the validation split is taken from them)")
-    p.add_argument("--preprocess", default=D["preprocess"], help="scale | standardize | mean-image")
-    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE")
-    p.add_argument("--train-eval-size", type=int, default=D["train_eval_size"],
-                   help="training examples scored for train accuracy at each evaluation")
-    add_device_args(p, default=None)  # None: auto for a new run, the checkpoint's device on --resume
-    p.add_argument("--dtype", default=D["dtype"], choices=["float32", "float64"])
-    p.add_argument("--seed", type=int, default=D["seed"])
-
-
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The run config of ``xpmlp train``'s arguments (checked later by ``check_run_config``)."""
     from .runs import make_config
 
-    if args.epochs is None and args.iterations is None:
-        raise XpmlpError("give --epochs N or --iterations N")
-    if args.epochs is not None and args.iterations is not None:
-        raise XpmlpError("give only one of --epochs and --iterations")
-    return make_config(
-        dataset=args.dataset, data_dir=args.data_dir, download=not args.no_download, hidden=args.hidden,
-        activation=args.activation, init=args.init, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, reg=args.reg, batch_size=args.batch_size,
-        epochs=args.epochs, iterations=args.iterations, log_every=args.log_every, val_size=args.val_size,
-        subset=args.subset, preprocess=args.preprocess, early_stopping=args.early_stopping,
-        train_eval_size=args.train_eval_size, device=args.device or "auto", dtype=args.dtype, seed=args.seed)
+    return make_config(**{**settings_from_args(args), "device": args.device or "auto"})
 
 
 def check_run_config(cfg: dict[str, Any]) -> None:
@@ -80,8 +39,8 @@ def check_run_config(cfg: dict[str, Any]) -> None:
     init_std(cfg["init"], 1, 1)
     make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)
-    if cfg["preprocess"] not in ("scale", "standardize", "mean-image"):
-        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use scale, standardize or mean-image")
+    if cfg["preprocess"] not in PREPROCESS_NAMES:
+        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use one of: {', '.join(PREPROCESS_NAMES)}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -209,30 +168,19 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _study_common(p: argparse.ArgumentParser) -> None:
+    """A study's own options, then every run setting (default: the preset's or the spec's value)."""
     p.add_argument("--out", required=True, help="study folder (report.md, results.json, runs/)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-download", action="store_true")
-    add_device_args(p)
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel worker processes")
-    p.add_argument("--subset", type=positive_int, default=None,
-                   help="keep N class-balanced training images (the validation split is taken from them)")
-    p.add_argument("--val-size", type=int, default=None)
-    p.add_argument("--epochs", type=positive_int, default=None)
-    p.add_argument("--iterations", type=positive_int, default=None)
-    p.add_argument("--dtype", default=None, choices=["float32", "float64"])
+    add_setting_args(p, with_defaults=False)
 
 
-def _study_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
-    """The options given on the command line (None means: keep the preset's or spec's value)."""
-    over = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    if args.no_download:
-        over["download"] = False
-    if args.epochs is not None and args.iterations is not None:
-        raise XpmlpError("give only one of --epochs and --iterations")
-    if args.epochs is not None:
-        over["iterations"] = None  # switching regime: the preset's other length no longer applies
-    if args.iterations is not None:
+def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings given on the command line; they win over the preset's or the spec's."""
+    over = settings_from_args(args)
+    # switching regime: the other length no longer applies (both given is refused by TrainConfig.validate)
+    if "epochs" in over and "iterations" not in over:
+        over["iterations"] = None
+    if "iterations" in over and "epochs" not in over:
         over["epochs"] = None
     return over
 
@@ -241,9 +189,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .studies import PRESETS, compare
 
     settings = dict(PRESETS[args.preset])
-    settings.update(_study_overrides(args, ("data_dir", "device", "seed", "subset", "val_size", "epochs",
-                                            "iterations", "dtype", "activations", "hidden", "lr", "reg",
-                                            "batch_size", "optimizer", "dataset", "log_every")))
+    settings.update(_study_overrides(args))
+    if args.activations is not None:
+        settings["activations"] = args.activations
     compare(settings, args.out, jobs=args.jobs)
     return 0
 
@@ -252,8 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .studies import load_spec, sweep
 
     spec = load_spec(args.spec)
-    sweep(spec, args.out, overrides=_study_overrides(
-        args, ("data_dir", "device", "seed", "subset", "val_size", "epochs", "iterations", "dtype")), jobs=args.jobs)
+    sweep(spec, args.out, overrides=_study_overrides(args), jobs=args.jobs)
     return 0
 
 
@@ -262,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an MLP and write a run folder")
-    add_train_args(p)
+    add_setting_args(p)
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<widths>-<activation>-<time>)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint.npz")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -281,13 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cifar10", choices=["cifar10", "mnist"],
                    help="cifar10: the two-layer CIFAR-10 study; mnist: 784-500-500-10 on MNIST")
     p.add_argument("--activations", nargs="+", default=None)
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--hidden", type=positive_int, nargs="+", default=None)
-    p.add_argument("--lr", type=_float, default=None)
-    p.add_argument("--reg", type=_float, default=None)
-    p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--optimizer", default=None)
-    p.add_argument("--log-every", type=positive_int, default=None)
     _study_common(p)
     p.set_defaults(func=cmd_compare)
 

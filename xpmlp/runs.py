@@ -17,22 +17,8 @@ from .backend import get_backend
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
+from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate
-
-#: Defaults of ``xpmlp train``; a run's config.json records every key.
-DEFAULTS: dict[str, Any] = {
-    "dataset": "fashion-mnist", "data_dir": None, "download": True,
-    "hidden": [500, 500], "activation": "relu", "init": "he",
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "lr_schedule": "constant",
-    "reg": 0.0, "batch_size": 128, "epochs": None, "iterations": None, "log_every": 100,
-    "val_size": None, "subset": None, "preprocess": "scale", "early_stopping": None,
-    "early_stopping_metric": "val_acc", "train_eval_size": 1000,
-    "device": "auto", "dtype": "float32", "seed": 0,
-}
-
-TRAIN_KEYS = ("epochs", "iterations", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-              "lr_schedule", "reg", "log_every", "train_eval_size", "early_stopping",
-              "early_stopping_metric", "seed")
 
 
 def make_config(**overrides: Any) -> dict[str, Any]:

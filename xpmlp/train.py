@@ -36,27 +36,42 @@ from .schedules import parse_schedule
 Array = Any
 
 
+def cli(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
+    """Field metadata that makes a setting a command-line flag (see ``xpmlp.settings``)."""
+    return {"help": help, **argparse_kwargs}
+
+
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (JSON-serialisable with ``asdict``)."""
+    """Hyper-parameters of one training run (JSON-serialisable with ``asdict``).
 
-    epochs: int | None = None
-    iterations: int | None = None
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    reg: float = 0.0
-    log_every: int = 100
-    train_eval_size: int = 1000
-    early_stopping: int | None = None
-    early_stopping_metric: str = "val_acc"
+    Fields with ``cli`` metadata are run settings: ``xpmlp train``, ``compare`` and ``sweep``
+    take them as flags and sweep specs as keys (``xpmlp.settings`` derives both from here).
+    """
+
+    epochs: int | None = field(default=None, metadata=cli("train this many epochs (one of --epochs, --iterations)",
+                                                          type="positive_int"))
+    iterations: int | None = field(default=None, metadata=cli("train this many minibatch steps, drawn with "
+                                                              "replacement", type="positive_int"))
+    batch_size: int = field(default=128, metadata=cli("minibatch size", type="positive_int"))
+    optimizer: str = field(default="sgd", metadata=cli("sgd | momentum | nesterov | adam | adamw"))
+    lr: float = field(default=0.1, metadata=cli("learning rate", type="number"))
+    momentum: float = field(default=0.9, metadata=cli("momentum of momentum/nesterov", type="number"))
+    weight_decay: float = field(default=0.0, metadata=cli("decoupled (adamw) or coupled", type="number"))
+    lr_schedule: str = field(default="constant", metadata=cli("constant | exp:0.95 | step:10:0.5 | cosine"))
+    reg: float = field(default=0.0, metadata=cli("L2 strength: loss += 0.5*reg*sum(W**2)", type="number"))
+    log_every: int = field(default=100, metadata=cli("iterations between logs", type="positive_int"))
+    train_eval_size: int = field(default=1000, metadata=cli("training examples scored for train accuracy at "
+                                                            "each evaluation", type="int"))
+    early_stopping: int | None = field(default=None, metadata=cli("stop after this many evaluations without "
+                                                                  "improvement", type="positive_int",
+                                                                  metavar="PATIENCE"))
+    early_stopping_metric: str = field(default="val_acc", metadata=cli("what early stopping watches",
+                                                                       choices=["val_acc", "val_loss"]))
     min_delta: float = 0.0
     restore_best: bool = True
     sync_every: int = 50
-    seed: int = 0
+    seed: int = field(default=0, metadata=cli("seed of the weights, the batches and the split", type="int"))
 
     def validate(self, n_train: int | None = None) -> None:
         """Raise InputError naming the first bad setting and how to fix it."""
