@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .argtypes import positive_int
+from .data.preprocess import PREPROCESS_METHODS
 from .errors import CheckpointError, XpmlpError
-from .settings import PREPROCESS_NAMES, add_setting_args, settings_from_args
+from .settings import add_setting_args, settings_from_args
 
 
 def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -39,8 +40,8 @@ def check_run_config(cfg: dict[str, Any]) -> None:
     init_std(cfg["init"], 1, 1)
     make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)
-    if cfg["preprocess"] not in PREPROCESS_NAMES:
-        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use one of: {', '.join(PREPROCESS_NAMES)}")
+    if cfg["preprocess"] not in PREPROCESS_METHODS:
+        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use one of: {', '.join(PREPROCESS_METHODS)}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

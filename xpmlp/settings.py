@@ -15,11 +15,11 @@ from typing import Any
 
 from .argtypes import number, positive_int
 from .backend import FLOAT_DTYPES
+from .data.preprocess import PREPROCESS_METHODS
 from .train import TrainConfig, cli
 
 #: argparse ``type=`` by the name the metadata gives (dataclass metadata stays plain data).
 ARG_TYPES = {"positive_int": positive_int, "number": number, "int": int, "str": str}
-PREPROCESS_NAMES = ("scale", "standardize", "mean-image")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class RunSettings:
     subset: int | None = field(default=None, metadata=cli("keep N class-balanced training images (the "
                                                           "validation split is taken from them)",
                                                           type="positive_int"))
-    preprocess: str = field(default="scale", metadata=cli(" | ".join(PREPROCESS_NAMES)))
+    preprocess: str = field(default="scale", metadata=cli(" | ".join(PREPROCESS_METHODS)))
     device: str = field(default="auto", metadata=cli("auto | cpu | cuda | cuda:N | torch | torch:cuda[:N] | "
                                                      "strict[:device1|:device2] (default auto; with --resume, "
                                                      "the checkpoint's device)"))
