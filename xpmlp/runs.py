@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt
+from . import plots
 from .backend import get_backend
+from .data import prepare
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
@@ -40,8 +42,6 @@ def train_config(cfg: dict[str, Any]) -> TrainConfig:
 
 def load_data(cfg: dict[str, Any], log: Callable[[str], None]) -> Any:
     """Prepared data for a run config (host arrays, preprocessing fitted on the train split)."""
-    from .data import prepare
-
     t0 = time.perf_counter()
     prepared = prepare(cfg["dataset"], root=cfg["data_dir"], val_size=cfg["val_size"], subset=cfg["subset"],
                        preprocess=cfg["preprocess"], seed=cfg["seed"], download=cfg["download"])
@@ -85,6 +85,21 @@ def load_model(path: str | Path, device: str = "auto", weights: str = "last") ->
     return model, tree
 
 
+def _resume_config(cfg: dict[str, Any], resume: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint's tree and its run config (the device given now wins)."""
+    state = ckpt.load(resume)
+    if "config" not in state or "trainer" not in state:
+        raise CheckpointError(f"{resume}: not a training checkpoint; give a run's checkpoint.npz")
+    return state, {**state["config"], "device": cfg.get("device") or state["config"]["device"]}
+
+
+def _restore(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Put a checkpoint's weights, optimizer and trainer state back."""
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optim"], trainer.backend.asarray)
+    trainer.load_state(state["trainer"], state.get("best"))
+
+
 def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None,
               log: Callable[[str], None] | None = print, progress: str = "auto",
               prepared: Any = None) -> dict[str, Any]:
@@ -97,12 +112,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     out = Path(out)
     state = None
     if resume is not None:
-        state = ckpt.load(resume)
-        if "config" not in state or "trainer" not in state:
-            raise CheckpointError(f"{resume}: not a training checkpoint; give a run's checkpoint.npz")
-        cfg = {**state["config"], "device": cfg.get("device") or state["config"]["device"]}
-    tcfg = train_config(cfg)
-    tcfg.validate()
+        state, cfg = _resume_config(cfg, resume)
+    train_config(cfg).validate()
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
     prepared = prepared if prepared is not None else load_data(cfg, say)
     if backend.note:
@@ -116,16 +127,14 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         ckpt.save(ckpt_path, _checkpoint_tree(t, cfg, prepared))
         atomic_write_json(out / "history.json", t.history.to_dict())
 
-    trainer = Trainer(model, tcfg, log=say, progress=progress if log else "lines", on_checkpoint=write_checkpoint)
+    trainer = Trainer(model, train_config(cfg), log=say, progress=progress if log else "lines",
+                      on_checkpoint=write_checkpoint)
     if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optim"], backend.asarray)
-        trainer.load_state(state["trainer"], state.get("best"))
+        _restore(trainer, state)
         say(f"resuming from {resume} at step {trainer.step}")
-    run_cfg = {**cfg, "data": prepared.config, "sizes": sizes, "backend": backend.spec}
-    atomic_write_json(out / "config.json", run_cfg)
+    atomic_write_json(out / "config.json", {**cfg, "data": prepared.config, "sizes": sizes, "backend": backend.spec})
     try:
-        history = trainer.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+        trainer.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
     except DivergenceError:
         atomic_write_json(out / "history.json", trainer.history.to_dict())
         raise
@@ -133,33 +142,43 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         say(f"stopped at step {trainer.step}; checkpoint written to {ckpt_path}; resume with: "
             f"xpmlp train --resume {ckpt_path} --out {out}")
     write_checkpoint(trainer)
+    metrics = _final_metrics(trainer, prepared, cfg)
+    atomic_write_json(out / "metrics.json", metrics)
+    _write_plots(trainer, cfg, out, say)
+    say(f"test accuracy {metrics['test_acc']:.4f} (loss {metrics['test_loss']:.4f}); best val acc "
+        f"{metrics['best_val_acc'] if metrics['best_val_acc'] is not None else float('nan'):.4f}; "
+        f"{trainer.train_seconds:.1f}s training, {metrics['samples_per_second'] or 0:,.0f} samples/s on "
+        f"{backend.spec}; run folder {out}")
+    return metrics
 
-    Xt, yt = model.check_x(prepared.x_test), model.check_y(prepared.y_test, len(prepared.y_test))
-    test_loss, test_acc = evaluate(model, Xt, yt)
+
+def _final_metrics(trainer: Trainer, prepared: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: the test set's loss and accuracy and how the run went."""
+    model, history = trainer.model, trainer.history
+    X_test, y_test = model.check_x(prepared.x_test), model.check_y(prepared.y_test, len(prepared.y_test))
+    test_loss, test_acc = evaluate(model, X_test, y_test)
     last = history.eval[-1] if history.eval else {}
-    steps_done = trainer.step
-    metrics = {
+    seconds = trainer.train_seconds
+    return {
         "final_val_acc": last.get("val_acc"), "best_val_acc": history.best.get("val_acc"),
         "test_acc": test_acc, "test_loss": test_loss,
         # the epoch's mean minibatch loss (epochs), or the loss at the last log point (iterations)
         "final_loss": last.get("train_loss", history.iteration_loss[-1] if history.iteration_loss else None),
         "final_train_acc": last.get("train_acc"),
-        "train_seconds": trainer.train_seconds,
-        "samples_per_second": trainer.samples_seen / trainer.train_seconds if trainer.train_seconds else None,
-        "steps": steps_done, "epochs_done": last.get("epoch"),
-        "device": str(backend.device), "backend": backend.spec, "dtype": cfg["dtype"],
-        "params": model.num_params(), "sizes": sizes, "stopped": history.stopped,
+        "train_seconds": seconds,
+        "samples_per_second": trainer.samples_seen / seconds if seconds else None,
+        "steps": trainer.step, "epochs_done": last.get("epoch"),
+        "device": str(model.backend.device), "backend": model.backend.spec, "dtype": cfg["dtype"],
+        "params": model.num_params(), "sizes": model.sizes, "stopped": history.stopped,
     }
-    atomic_write_json(out / "metrics.json", metrics)
+
+
+def _write_plots(trainer: Trainer, cfg: dict[str, Any], out: Path, say: Callable[[str], None]) -> None:
+    """loss.png and accuracy.png; a plot that fails is a warning, never a lost run."""
+    history = trainer.history.to_dict()
     try:
-        from . import plots
-        plots.plot_loss(history.to_dict(), out / "loss.png", title=f"Training loss ({cfg['activation']})")
-        if history.eval:
-            plots.plot_accuracy(history.to_dict(), out / "accuracy.png")
+        plots.plot_loss(history, out / "loss.png", title=f"Training loss ({cfg['activation']})")
+        if history["eval"]:
+            plots.plot_accuracy(history, out / "accuracy.png")
     except Exception as exc:  # a plot must never cost the user a finished run
         say(f"warning: plots not written ({type(exc).__name__}: {exc})")
-    say(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}); best val acc "
-        f"{metrics['best_val_acc'] if metrics['best_val_acc'] is not None else float('nan'):.4f}; "
-        f"{trainer.train_seconds:.1f}s training, {metrics['samples_per_second'] or 0:,.0f} samples/s on "
-        f"{backend.spec}; run folder {out}")
-    return metrics
