@@ -1,9 +1,14 @@
-"""The ``xpmlp`` command line (also ``python -m xpmlp``)."""
+"""The ``xpmlp`` command line (also ``python -m xpmlp``).
+
+Each subcommand imports what it needs when it runs: matplotlib, the CUDA probes and the
+benchmark's peers take seconds to import, and ``xpmlp devices`` or a typo should not wait.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +67,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _run_name(cfg: dict[str, Any]) -> str:
-    import time
-
     hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
     return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def per_class_accuracy(pred: Any, y: Any, num_classes: int) -> list[float]:
-    """Accuracy within each true class (NaN for a class with no example), from host arrays."""
-    return [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(num_classes)]
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from .backend import to_numpy
     from .data import Preprocessor, load_dataset
     from .runs import load_model
-    from .train import evaluate
+    from .train import evaluate, per_class_accuracy
 
     model, tree = load_model(args.checkpoint, args.device, args.weights)
     cfg = tree.get("config", {})
@@ -96,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"loss {loss:.4f}, accuracy {acc:.4f}")
     width = max(len(c) for c in ds.classes)
     print(f"{'class':<{width}}  accuracy")
-    for cls, a in zip(ds.classes, per_class_accuracy(pred, np.asarray(ds.y_test), len(ds.classes)), strict=False):
+    for cls, a in zip(ds.classes, per_class_accuracy(pred, to_numpy(ds.y_test), len(ds.classes)), strict=False):
         print(f"{cls:<{width}}  {a:.4f}")
     return 0
 

@@ -11,17 +11,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing as mp
 import os
 import shlex
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from . import checkpoint, plots
 from .backend import host_rng
 from .errors import DivergenceError, InputError
 from .io import atomic_write_json, atomic_write_text
+from .runs import load_data, make_config, train_run
 
 #: The two activation studies of the homework. ``cifar10``: the two-layer network of the
 #: CIFAR-10 assignment (iteration regime, std-1e-4 init, mean-image subtraction, lr decay
@@ -97,13 +103,10 @@ def run_many(configs: list[dict[str, Any]], out: Path, *, jobs: int = 1, log: Ca
             log(f"[{i + 1}/{len(configs)}] training {run_dir.name}")
             key = json.dumps({k: cfg[k] for k in ("dataset", "data_dir", "val_size", "subset", "preprocess", "seed")})
             if key not in prepared_cache:
-                from .runs import load_data
                 prepared_cache = {key: load_data(cfg, log)}  # one dataset in memory at a time
             metrics = _train_one(cfg, run_dir, log, progress, prepared_cache[key])
             rows[i] = {"config": cfg, "run_dir": str(run_dir), "metrics": metrics, "skipped": False}
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
@@ -129,7 +132,6 @@ def _init_worker(threads: int) -> None:
 
 def _train_one(cfg: dict[str, Any], run_dir: Path, log: Callable[[str], None] | None, progress: str,
                prepared: Any) -> dict[str, Any]:
-    from .runs import train_run
     try:
         return train_run(cfg, run_dir, log=log, progress=progress, prepared=prepared)
     except DivergenceError as exc:
@@ -180,8 +182,6 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Ca
 
     ``settings``: run settings (see ``runs.DEFAULTS``) plus ``activations`` (a list).
     """
-    from . import plots
-    from .runs import make_config
 
     out = Path(out)
     settings = dict(settings)
@@ -231,7 +231,6 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Ca
 
 
 def _first_layer(run_dir: Path) -> tuple[Any, tuple[int, ...]]:
-    from . import checkpoint
     tree = checkpoint.load(run_dir / "checkpoint.npz")
     return tree["model"]["W1"], tuple(tree["data"]["image_shape"])
 
@@ -256,7 +255,6 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".json":
             spec = json.loads(text)
         else:
-            import yaml
             spec = yaml.safe_load(text)
     except Exception as exc:
         raise InputError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc}); "
@@ -305,8 +303,6 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     Selection never looks at the test set: the ranking and the chosen model use validation
     accuracy only; test accuracy is reported for the selected model(s) afterwards.
     """
-    from . import plots
-    from .runs import make_config
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

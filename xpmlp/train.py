@@ -6,7 +6,7 @@ Regimes:
   * ``iterations``: minibatches drawn at random with replacement (as the CIFAR-10 homework
     does); a log line and a validation accuracy every ``log_every`` iterations.
 
-What stays off the hot path (DESIGN.md, performance rules): the training set moves to the
+What stays off the hot path: the training set moves to the
 device once; minibatch indices are drawn on the host once per epoch (or once per log window)
 and moved in one transfer; each step gathers its batch with ``xp.take``; the per-step losses
 stay on the device and are read in one synchronising transfer every ``sync_every`` steps.
@@ -124,6 +124,11 @@ class History:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
         return cls(**{k: d[k] for k in ("regime", "iteration_loss", "eval", "best", "stopped") if k in d})
+
+
+def per_class_accuracy(pred: Any, y: Any, num_classes: int) -> list[float]:
+    """Accuracy within each true class (NaN for a class with no example), from host arrays of labels."""
+    return [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(num_classes)]
 
 
 def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[float, float]:

@@ -64,7 +64,7 @@ def on_device(method: F) -> F:
 
     CuPy (and array-api-compat's CuPy namespace) creates arrays and runs kernels on the
     *current* device, whatever ``device=`` says; every public entry point that touches device
-    arrays therefore makes its own device current first (DESIGN.md, the current-device rule).
+    arrays therefore makes its own device current first (the current-device rule).
     """
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
