@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import numpy as np
@@ -15,13 +14,10 @@ class NumpyBackend(Backend):
     """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``."""
 
     name = "numpy"
+    array_class = ("numpy", "ndarray")
 
     def __init__(self, dtype: str = "float32") -> None:
         super().__init__("cpu", importlib.import_module("array_api_compat.numpy"), "cpu", dtype)
-
-    @classmethod
-    def array_type(cls) -> type:
-        return np.ndarray
 
     @classmethod
     def host_array(cls, a: Any) -> np.ndarray:
@@ -47,6 +43,7 @@ class StrictBackend(Backend):
     """
 
     name = "strict"
+    array_class = ("array_api_strict._array_object", "Array")
 
     def __init__(self, device_name: str = "CPU_DEVICE", dtype: str = "float32") -> None:
         strict = importlib.import_module("array_api_strict")
@@ -58,11 +55,6 @@ class StrictBackend(Backend):
         """The device names array-api-strict offers (``CPU_DEVICE``, ``device1``, ...)."""
         strict = importlib.import_module("array_api_strict")
         return [str(d).split("'")[1] for d in strict.__array_namespace_info__().devices()]
-
-    @classmethod
-    def array_type(cls) -> type | None:
-        module = sys.modules.get("array_api_strict._array_object")
-        return None if module is None else module.Array
 
     @classmethod
     def host_array(cls, a: Any) -> np.ndarray:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import sys
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ class TorchBackend(Backend):
     """PyTorch tensors through array-api-compat; specs ``torch`` (CPU) and ``torch:cuda:N``."""
 
     name = "torch"
+    array_class = ("torch", "Tensor")
 
     def __init__(self, index: int | None = None, dtype: str = "float32") -> None:
         torch = importlib.import_module("torch")
@@ -28,11 +28,6 @@ class TorchBackend(Backend):
         spec = "torch" if index is None else f"torch:cuda:{index}"
         super().__init__(spec, importlib.import_module("array_api_compat.torch"), device, dtype)
         self.on_gpu = index is not None
-
-    @classmethod
-    def array_type(cls) -> type | None:
-        module = sys.modules.get("torch")
-        return None if module is None else module.Tensor
 
     @classmethod
     def host_array(cls, a: Any) -> np.ndarray:
@@ -71,6 +66,7 @@ class CupyBackend(Backend):
     """CuPy arrays on CUDA device N through array-api-compat; spec ``cuda:N``."""
 
     name = "cupy"
+    array_class = ("cupy", "ndarray")
     on_gpu = True
 
     def __init__(self, index: int = 0, dtype: str = "float32") -> None:
@@ -80,11 +76,6 @@ class CupyBackend(Backend):
         super().__init__(f"cuda:{index}", importlib.import_module("array_api_compat.cupy"),
                          cupy.cuda.Device(index), dtype)
         self._relu_kernel: Any = None
-
-    @classmethod
-    def array_type(cls) -> type | None:
-        module = sys.modules.get("cupy")
-        return None if module is None else module.ndarray
 
     @classmethod
     def host_array(cls, a: Any) -> np.ndarray:
