@@ -5,7 +5,7 @@
     python scripts/bench.py --batch-size 4096 --json bench.json
     python scripts/bench.py --device cuda
 
-See ``python scripts/bench.py --help`` and the docstring of xpmlp/bench.py.
+See ``python scripts/bench.py --help`` and the docstring of xpmlp/bench/__init__.py.
 """
 
 from __future__ import annotations

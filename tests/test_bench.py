@@ -1,4 +1,4 @@
-"""Tests for the benchmark (xpmlp/bench.py, scripts/bench.py): its output structure, never its timings.
+"""Tests for the benchmark (xpmlp/bench/, scripts/bench.py): its output structure, never its timings.
 
 The benchmark runs here in --quick mode on generated data with tiny sizes (512 training samples,
 one hidden layer of 32, 2 rounds); ratios and speeds are never asserted.
@@ -9,18 +9,21 @@ from __future__ import annotations
 import argparse
 import builtins
 import contextlib
+import inspect
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from xpmlp import bench
-from xpmlp.errors import DataError
+from xpmlp.backend import backend_unavailable, get_backend, to_numpy
+from xpmlp.errors import DataError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--quick", "--data", "generated", "--train-size", "512", "--hidden", "32", "--rounds", "2",
@@ -161,6 +164,15 @@ def test_data_falls_back_to_generated_and_says_so(monkeypatch):
     assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
 
 
+def test_profile_lists_the_top_functions_of_an_extra_xpmlp_epoch(tmp_path):
+    path = tmp_path / "p.json"
+    code, out, _ = run_main([*TINY, "--rounds", "1", "--contenders", "xpmlp", "--profile", "2", "--json", str(path)])
+    assert code == 0
+    profile = json.loads(path.read_text())["profile"]
+    assert len(profile) == 2 and {"function", "calls", "tottime", "cumtime", "share"} <= set(profile[0])
+    assert "profile of one extra xpmlp epoch" in out
+
+
 def test_generated_data_is_seeded_and_learnable():
     a, b = bench.generated_data(200, 50, seed=1), bench.generated_data(200, 50, seed=1)
     np.testing.assert_array_equal(a.x_train, b.x_train)
@@ -169,6 +181,71 @@ def test_generated_data_is_seeded_and_learnable():
     means = np.stack([a.x_train[a.y_train == c].mean(0) for c in range(10)])
     pred = np.argmin(((a.x_test[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
     assert np.mean(pred == a.y_test) > 0.9
+
+
+@pytest.mark.parametrize("failure", [InputError("prepare was given a bad size (test)"),
+                                     DataError("benchmark data has shape (3,); expected (N, 784)")])
+def test_data_that_cannot_be_used_stops_the_run_with_one_line(monkeypatch, failure):
+    import xpmlp.data
+
+    if isinstance(failure, DataError):  # loads, but in the wrong shape: no fallback, a one-line stop
+        def prepare(*args, **kwargs):
+            return SimpleNamespace(x_train=np.zeros(3), y_train=np.zeros(3), x_test=np.zeros((2, 784)),
+                                   y_test=np.zeros(2), source="wrong shape (test)")
+    else:  # anything but missing or corrupt files is not a reason to switch to generated data
+        def prepare(*args, **kwargs):
+            raise failure
+
+    monkeypatch.setattr(xpmlp.data, "prepare", prepare)
+    code, out, err = run_main([*TINY, "--data", "fashion-mnist", "--contenders", "xpmlp"])
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"error: {failure}"]
+
+
+def test_a_broken_data_call_is_not_turned_into_generated_data(monkeypatch):
+    import xpmlp.data
+
+    def wrong_signature(name):
+        raise AssertionError("not reached: the call does not bind")
+
+    monkeypatch.setattr(xpmlp.data, "prepare", wrong_signature)
+    cfg = bench.BenchConfig(train_size=300, batch_size=64, quick=True).resolve()
+    with pytest.raises(TypeError):
+        bench.load_data(cfg, log=lambda line: None)
+
+
+def test_the_data_call_matches_prepare():
+    import xpmlp.data
+
+    # the arguments load_data passes (a mismatch would be a TypeError, see the test above)
+    inspect.signature(xpmlp.data.prepare).bind("fashion-mnist", val_size=bench.config.VAL_SIZE,
+                                               preprocess="scale", download=False)
+
+
+@pytest.mark.parametrize("spec", ["cpu", "strict", "torch"])
+def test_gemm_contender_writes_the_products_into_its_buffers_on_every_backend(spec):
+    why = backend_unavailable(spec)
+    if why:
+        pytest.skip(why)
+    cfg = bench.BenchConfig(hidden=[16], batch_size=8, quick=True, data="generated", dtype="float64").resolve()
+    data = bench.generated_data(20, 5)
+    gemm = bench.GemmContender(cfg, data, get_backend(spec, "float64"))
+    gemm.setup()
+    gemm._step(gemm.X[:8, ...])
+    gemm.sync()
+    x, (w0, w1) = data.x_train[:8].astype(np.float64), [to_numpy(w) for w in gemm.W]
+    outputs, hidden_grads = gemm.buffers[8]
+    z0, z1 = x @ w0, x @ w0 @ w1
+
+    def close(actual, expected):  # float64; BLAS libraries sum in different orders
+        np.testing.assert_allclose(to_numpy(actual), expected, rtol=1e-9, atol=1e-12)
+
+    close(outputs[0], z0)
+    close(outputs[1], z1)
+    close(gemm.dW[1], z0.T @ z1)
+    close(hidden_grads[0], z1 @ w1.T)
+    close(gemm.dW[0], x.T @ (z1 @ w1.T))
+    assert gemm.device == f"{gemm.backend.spec} ({gemm.backend.name})"  # a CPU backend: named as the xpmlp row is
 
 
 @pytest.mark.parametrize("hidden", [[16], [24, 16, 8]])
@@ -238,6 +315,13 @@ def test_script_wrapper_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "xpmlp speed-up" in proc.stdout
     assert set(json.loads(path.read_text())["contenders"]) == {"xpmlp", "gemm"}
+
+
+def test_the_package_runs_as_a_module():
+    proc = subprocess.run([sys.executable, "-m", "xpmlp.bench", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: xpmlp bench") and "--contenders" in proc.stdout
 
 
 @pytest.mark.gpu

@@ -1,0 +1,83 @@
+"""The command line of the benchmark: ``xpmlp bench``, ``python -m xpmlp.bench`` and scripts/bench.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..argtypes import positive_int
+from ..errors import XpmlpError
+from .config import CONTENDERS, QUICK_TRAIN_SIZE, BenchConfig
+from .report import format_report, write_json
+from .runner import run_benchmark
+
+DESCRIPTION = "The benchmark: xpmlp against PyTorch, scikit-learn and the bare matrix products, in one run."
+
+
+def _contender_list(text: str) -> list[str]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CONTENDERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown contender(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {','.join(CONTENDERS)}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options to ``parser`` (used by ``xpmlp bench`` and scripts/bench.py)."""
+    parser.add_argument("--device", default="auto",
+                        help="xpmlp's backend: auto | cpu | cuda | cuda:N | torch | torch:cuda | strict "
+                             "(default auto); on a GPU, PyTorch runs on the same GPU")
+    parser.add_argument("--contenders", type=_contender_list, default=None,
+                        help="comma-separated subset of xpmlp,torch,sklearn,gemm "
+                             "(default all on the CPU; xpmlp,torch,gemm on a GPU)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[500, 500],
+                        help="hidden widths; depth = number of widths (default 500 500)")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="minibatch size (default 128)")
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default 0.1)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--epochs", type=positive_int, default=None, help="timed epochs per round (default 1)")
+    parser.add_argument("--rounds", type=positive_int, default=None,
+                        help="interleaved rounds (default 5; 3 with --quick)")
+    parser.add_argument("--train-size", type=positive_int, default=None,
+                        help=f"training samples per epoch (default all 55,000; {QUICK_TRAIN_SIZE:,} with --quick)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="threads for NumPy's BLAS and torch (default: the cores available)")
+    parser.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "generated"],
+                        help="fashion-mnist (default; generated data if it cannot be loaded) or generated")
+    parser.add_argument("--warmup-steps", type=positive_int, default=20,
+                        help="steps of the untimed warm-up pass per contender (default 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true",
+                        help="a run under a minute: 10,000 training samples, 1 epoch, 3 rounds")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also cProfile one extra xpmlp epoch and print its top N functions")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON (atomically)")
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    return BenchConfig(hidden=list(args.hidden), batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
+                       epochs=args.epochs, rounds=args.rounds, train_size=args.train_size, threads=args.threads,
+                       contenders=args.contenders, device=args.device, data=args.data, quick=args.quick,
+                       warmup_steps=args.warmup_steps, seed=args.seed, profile=max(0, args.profile))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed arguments; print the report. 0 = ok, 1 = a contender failed, 2 = bad input."""
+    try:
+        result = run_benchmark(config_from_args(args), log=lambda line: print(line, file=sys.stderr, flush=True))
+    except XpmlpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result), flush=True)
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 1 if any(contender["status"] == "error" for contender in result["contenders"].values()) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xpmlp bench", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
