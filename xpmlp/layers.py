@@ -12,6 +12,7 @@ construction; only the Array API is used, plus the backend's in-place fast paths
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .backend import Backend
@@ -93,6 +94,9 @@ class Linear(Layer):
         self.init = init
         # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
         self.input_grad = True
+        # Set by a fused training step: weight_update(W, x, dout) updates W from the factors of its
+        # gradient (xᵀ·dout) in one GEMM, and grads["W"] is not formed (see MLP.fused_step).
+        self.weight_update: Callable[[Array, Array, Array], None] | None = None
         rng = backend.rng(0) if rng is None else rng
         std = init_std(init, in_features, out_features)
         w = rng.standard_normal((in_features, out_features)) * std
@@ -107,9 +111,13 @@ class Linear(Layer):
         return out
 
     def backward(self, dout: Array) -> Array:
-        self.grads["W"] = self.x.T @ dout
+        dx = dout @ self.params["W"].T if self.input_grad else None  # before any update of W
+        if self.weight_update is not None:
+            self.weight_update(self.params["W"], self.x, dout)  # dL/dW = xᵀ·dout folded into W's update
+        else:
+            self.grads["W"] = self.x.T @ dout
         self.grads["b"] = self.xp.sum(dout, axis=0)
-        return dout @ self.params["W"].T if self.input_grad else None
+        return dx
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features}, init={self.init!r})"

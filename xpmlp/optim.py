@@ -157,6 +157,22 @@ class Optimizer:
     def _update(self, name: str, p: Array, g: Array, lr: float) -> None:
         raise NotImplementedError
 
+    #: Whether ``fused_weight_update`` exists: the update can be folded into the gradient's GEMM.
+    can_fuse = False
+
+    def begin_fused_step(self, params: Mapping[str, Array]) -> None:
+        """Before the fused weight updates of a step: bound? loaded state aligned to the params?"""
+        if self.backend is None:
+            raise InputError(f"{self!r} has no backend; build it with make_optimizer(..., backend=model.backend) "
+                             "or call opt.bind(model.backend) first")
+        if self._align_pending:
+            with self.backend.context():
+                self._align_state(params)
+
+    def fused_weight_update(self, name: str, W: Array, A: Array, B: Array, decay: float) -> None:
+        """Update W in place from the factors of its gradient, dL/dW = Aᵀ·B + decay·W, without forming it."""
+        raise NotImplementedError
+
     def _context(self) -> contextlib.AbstractContextManager[Any]:
         """The bound backend's device context (nothing to enter before binding)."""
         return self.backend.context() if self.backend is not None else contextlib.nullcontext()
@@ -330,6 +346,40 @@ class SGD(Optimizer):
             p += mu * v
         else:
             p += v
+
+    can_fuse = True
+
+    def fused_weight_update(self, name: str, W: Array, A: Array, B: Array, decay: float) -> None:
+        """The update of ``_update`` with g = Aᵀ·B + (decay + weight_decay)·W folded into one GEMM.
+
+        ``backend.gemm_update(C, A, B, α, β)`` computes C ← β·C + α·Aᵀ·B in place, so::
+
+            plain      W ← (1 − lr·λ)·W − lr·AᵀB                          one GEMM
+            classic    V ← μ·V − lr·AᵀB;  V ← V − lr·λ·W;  W ← W + V       GEMM + two axpys
+            nesterov   W ← W − μ·V;  V ← μ·V − lr·AᵀB − lr·λ·W_old;  W ← W + (1 + μ)·V
+
+        The last line is the identity W + μ·V_new − lr·g = W − μ·V_old + (1 + μ)·V_new.
+        Call ``begin_fused_step`` first and ``step`` for the other parameters after (it counts the step).
+        """
+        backend, lr = self.backend, float(self.lr)
+        wd = decay + self.weight_decay
+        if self.momentum == 0.0:
+            backend.gemm_update(W, A, B, -lr, 1.0 - lr * wd)
+            return
+        mu = self.momentum
+        V = self._slot("velocity", name, W)
+        if self.nesterov:
+            decay_step = W * (lr * wd) if wd else None  # from the weights before this step
+            backend.axpy_(W, -mu, V)
+            backend.gemm_update(V, A, B, -lr, mu)
+            if decay_step is not None:
+                V -= decay_step
+            backend.axpy_(W, 1.0 + mu, V)
+            return
+        backend.gemm_update(V, A, B, -lr, mu)
+        if wd:
+            backend.axpy_(V, -lr * wd, W)
+        backend.axpy_(W, 1.0, V)
 
     @property
     def name(self) -> str:

@@ -188,6 +188,24 @@ class Backend:
         """d · keep (IEEE product, keep boolean), overwriting ``d`` where the library allows it."""
         return d * self.xp.astype(keep, d.dtype)
 
+    def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
+        """C ← β·C + α·(Aᵀ·B), in place where the library allows it; returns C.
+
+        Shapes: A (k, m), B (k, n), C (m, n). This is the weight-gradient product of a Linear
+        layer (A the layer's input, B the gradient of its output) with the optimizer's update
+        folded in: one GEMM instead of a GEMM, a temporary and two passes over C.
+        """
+        product = A.T @ B
+        product *= alpha
+        C *= beta
+        C += product
+        return C
+
+    def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
+        """y ← y + α·x in place (same shape and dtype); returns y."""
+        y += alpha * x
+        return y
+
     # -- what the benchmark asks ---------------------------------------------
     def torch_device(self) -> str:
         """The PyTorch device string for the same hardware (``"cpu"`` unless on a GPU)."""

@@ -53,6 +53,12 @@ class TorchBackend(Backend):
     def mask_(self, d: Any, keep: Any) -> Any:
         return d.mul_(keep)
 
+    def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
+        return C.addmm_(A.T, B, beta=beta, alpha=alpha)
+
+    def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
+        return y.add_(x, alpha=alpha)
+
     def torch_device(self) -> str:
         return str(self.device)
 
@@ -99,6 +105,15 @@ class CupyBackend(Backend):
 
     def mask_(self, d: Any, keep: Any) -> Any:
         return self._cupy.multiply(d, keep, out=d)
+
+    def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
+        # cuBLAS through cupy.cublas.gemm writes into C: C = alpha * op(A) @ op(B) + beta * C
+        self._cupy.cublas.gemm("T", "N", A, B, out=C, alpha=alpha, beta=beta)
+        return C
+
+    def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
+        self._cupy.cublas.axpy(alpha, x.reshape(-1), y.reshape(-1))  # cuBLAS axpy takes vectors: flat views
+        return y
 
     def torch_device(self) -> str:
         return f"cuda:{self.index}"
