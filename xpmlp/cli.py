@@ -7,15 +7,16 @@ benchmark's peers take seconds to import, and ``xpmlp devices`` or a typo should
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .argtypes import positive_int
+from .argtypes import positive_float, positive_int
 from .data.preprocess import PREPROCESS_METHODS
 from .errors import CheckpointError, XpmlpError
-from .settings import add_setting_args, settings_from_args
+from .settings import DEFAULTS, add_setting_args, settings_from_args
 
 
 def add_device_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -28,7 +29,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The run config of ``xpmlp train``'s arguments (checked later by ``check_run_config``)."""
     from .runs import make_config
 
-    return make_config(**{**settings_from_args(args), "device": args.device or "auto"})
+    return make_config(**{**DEFAULTS, **settings_from_args(args), "device": args.device or "auto"})
 
 
 def check_run_config(cfg: dict[str, Any]) -> None:
@@ -52,8 +53,10 @@ def check_run_config(cfg: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .runs import train_run
 
+    if args.resume and args.overwrite:
+        raise XpmlpError("give --resume (continue the run) or --overwrite (start it again), not both")
     if args.resume:
-        cfg = {"device": args.device}
+        cfg = settings_from_args(args)  # only what was given: the checkpoint's settings are the rest
     else:
         cfg = config_from_args(args)
         check_run_config(cfg)
@@ -61,14 +64,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out)
     else:
         out = Path(args.resume).parent if args.resume else Path("runs") / _run_name(cfg)
-    log = None if args.quiet else print
-    train_run(cfg, out, resume=args.resume, log=log, progress="lines" if args.quiet else "auto")
+    metrics = train_run(cfg, out, resume=args.resume, overwrite=args.overwrite, log=None if args.quiet else
+                        SafeStdout(), progress="lines" if args.quiet else "auto")
+    if str(metrics.get("stopped", "")).startswith("interrupted"):
+        return EXIT_BY_SIGNAL.get(metrics.get("interrupted_by", ""), 130)
     return 0
 
 
+#: The shell's convention: 128 + the signal's number.
+EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class SafeStdout:
+    """``print`` for log lines that survives a closed stdout (``xpmlp train ... | head -1``).
+
+    After the first broken pipe it goes quiet and points stdout at /dev/null (so the interpreter's
+    last flush is quiet too): a reader that went away never stops a training run or loses a file.
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __call__(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            silence_stdout()
+
+
+def silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _run_name(cfg: dict[str, Any]) -> str:
+    """A new folder name: readable, and unique even for two runs started in the same second."""
     hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
-    return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -206,10 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xpmlp", description="A hand-written MLP on the Python Array API.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train an MLP and write a run folder")
-    add_setting_args(p)
-    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<widths>-<activation>-<time>)")
-    p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint.npz")
+    p = sub.add_parser("train", help="train an MLP and write a run folder",
+                       epilog="exit status: 0 done, 2 bad input or a diverged run (one line on stderr), "
+                              "130/143 stopped by SIGINT/SIGTERM after writing a checkpoint (resume with --resume)")
+    add_setting_args(p, with_defaults=False)  # defaults filled by config_from_args: --resume sees what was given
+    p.add_argument("--out", default=None,
+                   help="run folder (default runs/<dataset>-<widths>-<activation>-<time>-<pid>)")
+    p.add_argument("--resume", default=None, metavar="CKPT",
+                   help="continue from a checkpoint.npz; --epochs/--iterations, --lr, --lr-schedule, --reg, "
+                        "--early-stopping, --log-every and --device may change, other settings must match")
+    p.add_argument("--overwrite", action="store_true", help="start again in a --out folder that holds a run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -245,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="numerical gradient check of every layer, the loss and the model")
     add_device_args(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--tol", type=positive_float, default=1e-6)
     p.set_defaults(func=cmd_gradcheck, device="cpu")
 
     p = sub.add_parser("parity", help="does my GPU give the same numbers as my CPU? train one seeded MLP on "
@@ -258,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure the user can fix is one ``error:`` line and a non-zero status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -268,6 +311,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed by the reader (`xpmlp evaluate ... | head`): nothing more to say
+        silence_stdout()
+        return 141
+    except MemoryError as exc:
+        print(f"error: not enough memory ({exc or 'an allocation failed'}); use smaller --hidden widths, "
+              "--batch-size or --subset", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, a file that vanished, permissions: the files written so far are whole
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; free space or fix the folder, then run again "
+              "(an interrupted run resumes with --resume)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,20 +7,31 @@ statistics), ``loss.png`` and ``accuracy.png``. Every file is written atomically
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import checkpoint as ckpt
 from . import plots
-from .backend import get_backend
+from .backend import FLOAT_DTYPES, get_backend
 from .data import prepare
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
+from .runfolder import RunFolder
 from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate
+
+#: Settings a resumed run may change (each change is said once); any other must match the checkpoint.
+CHANGEABLE_ON_RESUME = ("epochs", "iterations", "lr", "lr_schedule", "reg", "early_stopping", "early_stopping_metric",
+                        "log_every", "train_eval_size", "device", "data_dir", "download")
+#: A checkpoint is good when its last loss is at most this many times the first evaluated loss.
+EXPLODING = 10.0
 
 
 def make_config(**overrides: Any) -> dict[str, Any]:
@@ -66,31 +77,92 @@ def _checkpoint_tree(trainer: Trainer, cfg: dict[str, Any], prepared: Any) -> di
     return tree
 
 
+def _check_finite(path: str | Path, arrays: dict[str, Any], what: str) -> None:
+    for name, value in arrays.items():
+        if not np.isfinite(np.asarray(value)).all():
+            raise CheckpointError(f"{path}: the {what} {name} holds NaN or infinite values (the run had "
+                                  "diverged); use an earlier checkpoint or train again with a lower --lr")
+
+
+def checked_model_config(path: str | Path, config: Any) -> dict[str, Any]:
+    """A checkpoint's model config, or a CheckpointError naming what is missing or wrong."""
+    if not isinstance(config, dict) or not {"sizes", "activation", "init", "dtype", "seed"} <= set(config):
+        raise CheckpointError(f"{path}: the checkpoint's model config is incomplete; use another checkpoint")
+    sizes = config["sizes"]
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                              for s in sizes):
+        raise CheckpointError(f"{path}: the checkpoint's layer sizes {sizes!r} are not positive integers")
+    if config["dtype"] not in FLOAT_DTYPES:
+        raise CheckpointError(f"{path}: the checkpoint's dtype {config['dtype']!r} is not float32 or float64")
+    return config
+
+
+def _check_weights(path: str | Path, config: dict[str, Any], state: Any) -> None:
+    """The weights are real floating arrays of the config's dtype, finite."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: the checkpoint holds no weights; use another checkpoint")
+    for name, value in state.items():
+        if not isinstance(value, np.ndarray) or value.dtype != np.dtype(config["dtype"]):
+            kind = getattr(value, "dtype", type(value).__name__)
+            raise CheckpointError(f"{path}: weight {name} is {kind}, not {config['dtype']}; the checkpoint was "
+                                  "altered or damaged: use another checkpoint")
+    _check_finite(path, state, "weight")
+
+
 def load_model(path: str | Path, device: str = "auto", weights: str = "last") -> tuple[MLP, dict[str, Any]]:
     """A model from a checkpoint on any backend; ``weights`` is ``"last"`` or ``"best"``.
 
     Returns the model and the whole checkpoint tree (config, preprocessing state, ...).
     """
+    if weights not in ("last", "best"):
+        raise InputError(f"weights must be 'last' or 'best', not {weights!r}")
     tree = ckpt.load(path)
     for key in ("model_config", "model"):
         if key not in tree:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} entry; it was not written by xpmlp train")
-    mc = tree["model_config"]
-    model = MLP.from_config(mc, get_backend(device, mc["dtype"]))
     if weights == "best" and "best" not in tree:
         raise CheckpointError(f"{path}: checkpoint holds no best-validation weights; use --weights last")
-    if weights not in ("last", "best"):
-        raise InputError(f"weights must be 'last' or 'best', not {weights!r}")
-    model.load_state_dict(tree[weights if weights == "best" else "model"])
+    config = checked_model_config(path, tree["model_config"])
+    state = tree["best" if weights == "best" else "model"]
+    _check_weights(path, config, state)
+    model = MLP.from_config(config, get_backend(device, config["dtype"]))
+    model.load_state_dict(state)
     return model, tree
 
 
-def _resume_config(cfg: dict[str, Any], resume: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The checkpoint's tree and its run config (the device given now wins)."""
+def resume_settings(given: dict[str, Any], saved: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    """The checkpoint's settings with the ones given now applied where a run can change them.
+
+    Settings that may change on resume (``CHANGEABLE_ON_RESUME``) are applied and each change is
+    said once ("resuming with lr 0.01 (was 1000)"); any other setting given with another value
+    than the checkpoint's is refused: it would make the second half of the run another run.
+    """
+    cfg = dict(saved)
+    for key, value in given.items():
+        if value is None or key not in DEFAULTS or value == saved.get(key):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key not in CHANGEABLE_ON_RESUME:
+            raise InputError(f"{flag} {value!r} differs from the checkpoint's {saved.get(key)!r}; a resumed run "
+                             f"keeps its {key.replace('_', ' ')} (start a new run to change it)")
+        if key in ("epochs", "iterations") and saved.get(key) is None:
+            raise InputError(f"{flag}: the checkpoint's run counts "
+                             f"{'iterations' if key == 'epochs' else 'epochs'}; a resumed run keeps its regime")
+        cfg[key] = value
+        say(f"resuming with {key.replace('_', ' ')} {value} (was {saved.get(key)})")
+    return cfg
+
+
+def _load_resume(resume: str | Path) -> dict[str, Any]:
+    """The checkpoint tree of a run to resume, checked: a training checkpoint with finite weights."""
     state = ckpt.load(resume)
-    if "config" not in state or "trainer" not in state:
+    if not {"config", "trainer", "model", "optim"} <= set(state) or not isinstance(state["trainer"], dict):
         raise CheckpointError(f"{resume}: not a training checkpoint; give a run's checkpoint.npz")
-    return state, {**state["config"], "device": cfg.get("device") or state["config"]["device"]}
+    _check_weights(resume, checked_model_config(resume, state.get("model_config")), state["model"])
+    step = state["trainer"].get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{resume}: the checkpoint's step {step!r} is not a count of steps; it is damaged")
+    return state
 
 
 def _restore(trainer: Trainer, state: dict[str, Any]) -> None:
@@ -100,56 +172,106 @@ def _restore(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.load_state(state["trainer"], state.get("best"))
 
 
-def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None,
+def is_good_checkpoint(trainer: Trainer) -> bool:
+    """Whether the trainer's state is worth keeping: finite weights, and a last loss that is finite
+    and not exploding (at most ``EXPLODING`` times the first evaluated training loss)."""
+    history = trainer.history
+    if not history.iteration_loss or not math.isfinite(history.iteration_loss[-1]):
+        return False
+    first = history.eval[0]["train_loss"] if history.eval else history.iteration_loss[0]
+    if history.iteration_loss[-1] > EXPLODING * max(first, 1e-12):
+        return False
+    xp = trainer.model.xp
+    with trainer.backend.context():  # one reduction per parameter, at an evaluation point only
+        return all(bool(xp.all(xp.isfinite(p))) for p in trainer.model.params.values())
+
+
+class _Checkpointer:
+    """The trainer's ``on_checkpoint``: writes history.json, and checkpoint.npz when the state is good."""
+
+    def __init__(self, out: Path, cfg: dict[str, Any], prepared: Any) -> None:
+        self.out, self.cfg, self.prepared = out, cfg, prepared
+        self.last_good_step: int | None = None
+
+    def __call__(self, trainer: Trainer) -> None:
+        atomic_write_json(self.out / "history.json", trainer.history.to_dict())
+        if is_good_checkpoint(trainer):
+            ckpt.save(self.out / "checkpoint.npz", _checkpoint_tree(trainer, self.cfg, self.prepared))
+            self.last_good_step = trainer.step
+
+    def kept(self) -> str:
+        path = self.out / "checkpoint.npz"
+        if self.last_good_step is not None:
+            return f"the last good checkpoint (step {self.last_good_step}) is kept in {path}"
+        if path.exists():
+            return f"the checkpoint this run resumed from is kept in {path}"
+        return "no checkpoint was written"
+
+
+def _say_interrupted(trainer: Trainer, out: Path) -> None:
+    # to stderr, even with --quiet: the one thing an interrupted user must see
+    path = out / "checkpoint.npz"
+    print(f"{trainer.interrupted_by or 'interrupted'}: stopped at step {trainer.step}; checkpoint written to "
+          f"{path}; resume with: xpmlp train --resume {path} --out {out}", file=sys.stderr, flush=True)
+
+
+def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None, overwrite: bool = False,
               log: Callable[[str], None] | None = print, progress: str = "auto",
               prepared: Any = None) -> dict[str, Any]:
     """Train one model as ``xpmlp train`` does and write its run folder; returns metrics.
 
-    ``resume`` continues from a checkpoint (its config wins, except the device).
-    ``prepared`` reuses already loaded data (studies train many models on one dataset).
+    ``resume`` continues from a checkpoint; ``cfg`` then holds the settings given now (see
+    ``resume_settings``). A folder that already holds a run is refused unless ``resume`` or
+    ``overwrite``. ``prepared`` reuses already loaded data (studies train many models on one dataset).
     """
     say = log or (lambda line: None)
-    out = Path(out)
     state = None
     if resume is not None:
-        state, cfg = _resume_config(cfg, resume)
+        state = _load_resume(resume)
+        cfg = resume_settings(cfg, state["config"], say)
     train_config(cfg).validate()
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
-    prepared = prepared if prepared is not None else load_data(cfg, say)
-    if backend.note:
-        say(backend.note)
-    sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]
-    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"])
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.npz"
-
-    def write_checkpoint(t: Trainer) -> None:
-        ckpt.save(ckpt_path, _checkpoint_tree(t, cfg, prepared))
-        atomic_write_json(out / "history.json", t.history.to_dict())
-
-    trainer = Trainer(model, train_config(cfg), log=say, progress=progress if log else "lines",
-                      on_checkpoint=write_checkpoint)
-    if state is not None:
-        _restore(trainer, state)
-        say(f"resuming from {resume} at step {trainer.step}")
-    atomic_write_json(out / "config.json", {**cfg, "data": prepared.config, "sizes": sizes, "backend": backend.spec})
-    try:
-        trainer.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
-    except DivergenceError:
-        atomic_write_json(out / "history.json", trainer.history.to_dict())
-        raise
-    if trainer.interrupted:
-        say(f"stopped at step {trainer.step}; checkpoint written to {ckpt_path}; resume with: "
-            f"xpmlp train --resume {ckpt_path} --out {out}")
-    write_checkpoint(trainer)
-    metrics = _final_metrics(trainer, prepared, cfg)
-    atomic_write_json(out / "metrics.json", metrics)
-    _write_plots(trainer, cfg, out, say)
+    with RunFolder(out, resume=resume is not None, overwrite=overwrite) as folder:
+        prepared = prepared if prepared is not None else load_data(cfg, say)
+        if backend.note:
+            say(backend.note)
+        trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines")
+        if state is not None:
+            _restore(trainer, state)
+            say(f"resuming from {resume} at step {trainer.step}")
+        atomic_write_json(folder.path / "config.json",
+                          {**cfg, "data": prepared.config, "sizes": trainer.model.sizes, "backend": backend.spec})
+        _fit(trainer, prepared)
+        if trainer.interrupted:
+            _say_interrupted(trainer, folder.path)
+        trainer.on_checkpoint(trainer)
+        metrics = _final_metrics(trainer, prepared, cfg)
+        atomic_write_json(folder.path / "metrics.json", metrics)
+        _write_plots(trainer, cfg, folder.path, say)
     say(f"test accuracy {metrics['test_acc']:.4f} (loss {metrics['test_loss']:.4f}); best val acc "
         f"{metrics['best_val_acc'] if metrics['best_val_acc'] is not None else float('nan'):.4f}; "
         f"{trainer.train_seconds:.1f}s training, {metrics['samples_per_second'] or 0:,.0f} samples/s on "
-        f"{backend.spec}; run folder {out}")
+        f"{backend.spec}; run folder {folder.path}")
     return metrics
+
+
+def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, say: Callable[[str], None],
+                   progress: str) -> Trainer:
+    sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]
+    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"])
+    return Trainer(model, train_config(cfg), log=say, progress=progress,
+                   on_checkpoint=_Checkpointer(out, cfg, prepared))
+
+
+def _fit(trainer: Trainer, prepared: Any) -> None:
+    """Trainer.fit; on divergence, history.json says so and the error says which checkpoint is kept."""
+    checkpointer = trainer.on_checkpoint
+    try:
+        with np.errstate(all="ignore"):  # overflow on the way to a divergence is reported once, by the trainer
+            trainer.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+    except DivergenceError as exc:
+        atomic_write_json(checkpointer.out / "history.json", trainer.history.to_dict())
+        raise DivergenceError(f"{exc}; {checkpointer.kept()}") from None
 
 
 def _final_metrics(trainer: Trainer, prepared: Any, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +292,7 @@ def _final_metrics(trainer: Trainer, prepared: Any, cfg: dict[str, Any]) -> dict
         "steps": trainer.step, "epochs_done": last.get("epoch"),
         "device": str(model.backend.device), "backend": model.backend.spec, "dtype": cfg["dtype"],
         "params": model.num_params(), "sizes": model.sizes, "stopped": history.stopped,
+        "interrupted_by": trainer.interrupted_by or None,
     }
 
 

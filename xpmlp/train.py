@@ -88,8 +88,10 @@ class TrainConfig:
                              f"use --batch-size {min(128, n_train)} or more data")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive number, got {self.lr!r} (e.g. --lr 0.1)")
-        if not self.reg >= 0:
-            raise InputError(f"reg must be >= 0, got {self.reg!r} (e.g. --reg 1e-4, or 0 for none)")
+        if not (isinstance(self.reg, (int, float)) and 0 <= self.reg < math.inf):
+            raise InputError(f"reg must be a finite number >= 0, got {self.reg!r} (e.g. --reg 1e-4, or 0 for none)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be an integer >= 0, got {self.seed!r} (e.g. --seed 0)")
         if self.log_every < 1 or self.sync_every < 1:
             raise InputError("log_every and sync_every must be positive integers")
         if self.train_eval_size < 0:
@@ -151,25 +153,30 @@ def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[fl
 
 
 class _Interrupt:
-    """Turns the first Ctrl-C into a flag the loop checks after each step; a second one aborts."""
+    """Turns the first SIGINT (Ctrl-C) or SIGTERM (docker stop, SLURM, systemd) into a flag the loop
+    checks after each step, so the run stops at a step boundary and checkpoints; a second one aborts."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self.signal_name = ""
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -216,6 +223,7 @@ class Trainer:
         self.best_value: float | None = None
         self.bad_evals = 0
         self.interrupted = False
+        self.interrupted_by = ""  # "SIGINT" or "SIGTERM" when a signal stopped the run
         self.train_seconds = 0.0
         self._pending: list[Array] = []  # per-step losses still on the device
         self._window_start = 0.0
@@ -321,6 +329,10 @@ class Trainer:
         # the schedule's horizon in epochs; in the iteration regime a fractional one, so cosine ends at its minimum
         horizon = config.epochs if config.epochs is not None else config.iterations * config.batch_size / n
         schedule = parse_schedule(config.lr_schedule, config.lr, horizon)
+        last_lr = schedule(self.epoch_at(max(self.total_steps(n) - 1, 0), n))
+        if not last_lr > 0:
+            raise InputError(f"the learning-rate schedule {config.lr_schedule!r} drives the learning rate to "
+                             f"{last_lr:g} before the last step; decay more slowly (a larger EPOCHS or GAMMA)")
         # a fixed subset of the training set for the train accuracy, the same at every evaluation
         scored = model.backend.asarray(host_rng([config.seed, 3]).permutation(n)[:min(config.train_eval_size, n)])
         return _FitData(X, y, n, X_val_dev, y_val_dev, model.xp.take(X, scored, axis=0),
@@ -339,6 +351,7 @@ class Trainer:
                 self._flush(self._pending, bar)
             if interrupt.requested:
                 self.interrupted = True
+                self.interrupted_by = interrupt.signal_name
                 break
             if config.regime == "iterations" and (self.step % config.log_every == 0 or self.step == total):
                 break
@@ -398,8 +411,7 @@ class Trainer:
                 self.history.stopped = f"diverged at step {step}"
                 raise DivergenceError(
                     f"training diverged: the loss is {v} at step {step} (learning rate {self.optimizer.lr:g}); "
-                    "lower --lr (e.g. by 10x), add --reg, or standardise the inputs; "
-                    "the last good checkpoint is kept")
+                    "lower --lr (e.g. by 10x), add --reg, or standardise the inputs")
         self.history.iteration_loss.extend(values)
         if bar is not None:
             bar.update(len(values))
