@@ -150,16 +150,16 @@ def test_malformed_values_are_usage_errors(capsys, tmp_path, monkeypatch, extra,
     monkeypatch.chdir(tmp_path)
     rc, _, err = run_cli(capsys, *TRAIN, *extra)
     assert rc == 2
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("xpmlp train: error: ")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: xpmlp train: "), err  # one line, no usage block
     for w in words:
-        assert w in last
+        assert w in lines[0]
     assert "Traceback" not in err
 
 
 def test_no_command_is_a_usage_error(capsys) -> None:
     rc, _, err = run_cli(capsys)
-    assert rc == 2 and "xpmlp: error:" in err
+    assert rc == 2 and err.startswith("error: xpmlp: ") and len(err.strip().splitlines()) == 1
 
 
 # -- devices and gradcheck -----------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .argtypes import positive_float, positive_int
 from .data.preprocess import PREPROCESS_METHODS
@@ -238,8 +238,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (no usage block), exit status 2; subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xpmlp", description="A hand-written MLP on the Python Array API.")
+    parser = OneLineParser(prog="xpmlp", description="A hand-written MLP on the Python Array API.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an MLP and write a run folder",
