@@ -524,7 +524,9 @@ def test_search_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ds = load(root=tmp / "root")
     assert (len(ds.y_train), ds.origin, ds.source) == (14, "root", str(tmp / "root"))
     assert str(tmp / "root") in messages[-1] and "(root)" in messages[-1]
-    ds = load(root=tmp / "empty")  # a root without the data falls through to the next place
+    with pytest.raises(DataError, match="does not hold it"):  # a root without the data never falls through
+        load(root=tmp / "empty")
+    ds = load()
     assert (len(ds.y_train), ds.origin, ds.source) == (13, "XPMLP_DATA", str(tmp / "env" / "fashion-mnist"))
     monkeypatch.delenv("XPMLP_DATA")
     ds = load()
@@ -547,12 +549,12 @@ def test_search_is_logged(isolated: Path, caplog: pytest.LogCaptureFixture) -> N
 
 def test_not_found_lists_every_place(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XPMLP_DATA", str(isolated / "env"))
-    write_idx_set(isolated / "partial")
-    (isolated / "partial" / "t10k-labels-idx1-ubyte.gz").unlink()
+    write_idx_set(isolated / "env" / "fashion-mnist")
+    (isolated / "env" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError) as info:
-        load_dataset("fashion-mnist", root=isolated / "partial", download=False, cache_dir=isolated / "c")
+        load_dataset("fashion-mnist", download=False, cache_dir=isolated / "c")
     assert_one_line(
-        info.value, "fashion-mnist not found", f"root {isolated / 'partial'}", "missing t10k-labels-idx1-ubyte",
+        info.value, "fashion-mnist not found", "root (not given)", "missing t10k-labels-idx1-ubyte",
         f"$XPMLP_DATA={isolated / 'env'}", str(isolated / "c" / "fashion-mnist"),
         str(isolated / "system" / "fashion-mnist"), "download (disabled)",
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz",

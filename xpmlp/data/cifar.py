@@ -1,96 +1,70 @@
-"""CIFAR-10 python batches, from a batches folder or read in place from the tar.gz, with a restricted unpickler."""
+"""CIFAR-10 python batches, from a batches folder or read in place from the tar.gz.
+
+The pickles are read by :mod:`~xpmlp.data.unpickle`'s restricted unpickler; each batch must then have the
+known layout: ``data`` uint8 rows of 3,072 (an (N, 3072) array, or N * 3072 raw bytes), ``labels`` N
+integers, N at most 10,000 (the real batches have exactly 10,000; tests use smaller copies).
+"""
 
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import pickle
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 from .messages import CORRUPT, check_labels, one_line, unreadable
 from .registry import CIFAR_META, CIFAR_TEST, CIFAR_TRAIN, CLASS_NAMES
+from .unpickle import unpickle_dict
+
+# Rows per batch file in the real data set; a batch claiming more is not CIFAR-10 (smaller copies are fine).
+CIFAR_BATCH_ROWS = 10_000
+CIFAR_ROW = 3072  # 32 x 32 pixels x 3 channels, channel-major
 
 
-def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-    """Stand-in for ``_codecs.encode`` that only does what pickle protocol 2 uses it for.
-
-    Python 3 writes ``bytes`` under protocol 2 as ``_codecs.encode(text, "latin1")``, so batches
-    re-pickled by Python 3 need it; any other codec is refused rather than run.
-    """
-    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin-1", errors)
-
-
-# Everything the CIFAR-10 batches need to be rebuilt: NumPy array reconstruction (under its NumPy 1 and
-# NumPy 2 module names) and latin-1 bytes. No other global is ever looked up, so nothing else can run.
-_NDARRAY_RECONSTRUCT = np.ndarray.__reduce__(np.empty(0))[0]
-_PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _NDARRAY_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NDARRAY_RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_encode,
-}
+def _batch_rows(data: Any, where: str) -> np.ndarray:
+    """A batch's ``data`` as uint8 (N, 3072) rows: an (N, 3072) uint8 array or N * 3072 raw bytes, N <= 10,000."""
+    if isinstance(data, (bytes, bytearray)) and len(data) % CIFAR_ROW == 0:
+        data = np.frombuffer(data, dtype=np.uint8).reshape(-1, CIFAR_ROW)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_ROW:
+        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else f"{type(data).__name__}"
+        if isinstance(data, (bytes, bytearray)):
+            desc += f" of {len(data)} bytes, not a multiple of {CIFAR_ROW}"
+        raise DataError(f"{where}: 'data' is {desc}, expected uint8 (N, {CIFAR_ROW}); {CORRUPT}")
+    if data.shape[0] > CIFAR_BATCH_ROWS:
+        raise DataError(f"{where}: 'data' has {data.shape[0]} rows but a CIFAR-10 batch has {CIFAR_BATCH_ROWS}; "
+                        f"the file is not a CIFAR-10 batch — delete it and run again to fetch a fresh copy")
+    return data
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals in _PICKLE_ALLOWED and refuses the rest."""
-
-    def __init__(self, file: BinaryIO, where: str) -> None:
-        # encoding="bytes": the real batches are Python 2 pickles whose str keys must stay bytes.
-        super().__init__(file, encoding="bytes")
-        self._where = where
-
-    def find_class(self, module: str, name: str) -> Any:
-        """Return an allowed global; anything else is a DataError (the file is not a plain batch)."""
-        try:
-            return _PICKLE_ALLOWED[(module, name)]
-        except KeyError:
-            raise DataError(f"{self._where}: refusing to unpickle {module}.{name}, which a CIFAR-10 batch never "
-                            f"contains; the file is corrupt or not a CIFAR-10 batch — delete it and run again "
-                            f"to fetch a fresh copy") from None
-
-
-def _unpickle_dict(blob: bytes, where: str) -> dict[str, Any]:
-    """Load one pickled dict with _CifarUnpickler, keys as str; every failure is a DataError naming the file.
-
-    Python 2 batches have bytes keys, batches re-pickled by Python 3 str keys.
-    """
+def _batch_labels(labels: Any, n: int, where: str) -> np.ndarray:
+    """A batch's ``labels``: n integers (a list, as in the real files, or a 1-D integer array) -> int64 (n,)."""
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)
+    else:
+        ok = isinstance(labels, (list, tuple)) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels)
+    if not ok:
+        raise DataError(f"{where}: 'labels' is not a list of integers; {CORRUPT}")
+    if len(labels) != n:
+        raise DataError(f"{where}: {n} images but {len(labels)} labels; {CORRUPT}")
     try:
-        obj = _CifarUnpickler(io.BytesIO(blob), where).load()
-    except DataError:
-        raise
-    except Exception as exc:  # a corrupt pickle can raise almost anything (EOFError, ValueError, KeyError...)
-        raise DataError(f"{where}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {one_line(exc)}); "
-                        f"{CORRUPT}") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a pickled dict, found {type(obj).__name__}; {CORRUPT}")
-    return {(k.decode("latin-1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
+        return np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{where}: 'labels' holds integers too large for a class index; {CORRUPT}") from None
 
 
 def _parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch -> (uint8 images (N, 32, 32, 3), int64 labels (N,))."""
-    batch = _unpickle_dict(blob, where)
+    batch = unpickle_dict(blob, where)
     if "data" not in batch or "labels" not in batch:
         raise DataError(f"{where}: batch lacks 'data' or 'labels' (keys: {sorted(batch)}); {CORRUPT}")
-    data = batch["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{where}: 'data' is {desc}, expected uint8 (N, 3072); {CORRUPT}")
-    try:
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{where}: 'labels' is not a list of integers; {CORRUPT}") from None
-    if labels.shape != (data.shape[0],):
-        raise DataError(f"{where}: {data.shape[0]} images but {labels.size} labels; {CORRUPT}")
+    data = _batch_rows(batch["data"], where)
+    labels = _batch_labels(batch["labels"], data.shape[0], where)
     # Rows are channel-major (all red, then green, then blue, each 32x32 row-major); make them HWC.
     images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     return images, labels
@@ -98,7 +72,7 @@ def _parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_meta(blob: bytes, where: str) -> list[str]:
     """Class names from batches.meta."""
-    meta = _unpickle_dict(blob, where)
+    meta = unpickle_dict(blob, where)
     names = meta.get("label_names")
     if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
         raise DataError(f"{where}: no 'label_names' list; {CORRUPT}")

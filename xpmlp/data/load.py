@@ -24,7 +24,7 @@ class Dataset:
     """A data set as stored: uint8 images (N, H, W, C), int64 labels (N,), and where it came from.
 
     ``origin`` says which place in the search order supplied it: ``root``, ``XPMLP_DATA``, ``cache``,
-    ``system`` or ``download``; ``source`` is the folder (or CIFAR-10 archive) read.
+    ``system`` or ``download``; ``source`` is the folder (or CIFAR-10 archive) read, as an absolute path.
     """
 
     name: str
@@ -55,7 +55,8 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, download
 
     Args:
         name: one of KNOWN_DATASETS (``mnist``, ``fashion-mnist``, ``cifar10``; common spellings accepted).
-        root: a folder holding the files, or a parent of the data set's usual folder; searched first.
+        root: a folder holding the files, or a parent of the data set's usual folder. When given it is the
+            only place looked in: a root without the data is a DataError, never a fallback or a download.
         download: fetch into the cache when no local copy exists.
         cache_dir: the cache's parent folder (default ``pooch.os_cache("xpmlp")``); data goes in ``<cache_dir>/<name>``.
         base_url: where to download from (default ``$XPMLP_DATA_URL`` or ``BASE_URLS[name]``).
@@ -68,7 +69,8 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, download
 
     Raises:
         InputError: unknown data set name.
-        DataError: not found anywhere, a failed checksum, or a corrupt, truncated or inconsistent file.
+        DataError: not in ``root``, not found anywhere, a folder that cannot be searched, a failed checksum,
+            or a corrupt, truncated or inconsistent file.
     """
     name = canonical_name(name)
     found, origin = locate(name, root, download, cache_dir, base_url, registry, progressbar)

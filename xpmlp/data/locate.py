@@ -2,7 +2,9 @@
 
 ``locate(name, ...)`` looks, in this order, in
 
-1. an explicit ``root`` argument,
+1. an explicit ``root`` argument (``--data-dir``): when given, the only place. A root that does not
+   hold the data is a DataError listing the files looked for there, never a fallback to the places
+   below or a download,
 2. ``$XPMLP_DATA``,
 3. the user cache (``pooch.os_cache("xpmlp")/<name>``, or ``cache_dir/<name>``), whose files are
    checked against the registry's hashes,
@@ -14,7 +16,9 @@
 A folder counts if it holds the files themselves (``train-images-idx3-ubyte.gz`` ... or
 ``data_batch_1`` ...) or the dataset's usual folder (``fashion-mnist/``, ``mnist/``,
 ``cifar-10-batches-py/``) or, for CIFAR-10, the archive ``cifar-10-python.tar.gz``. When nothing
-is found, the DataError lists every place searched and how to get the data.
+is found, the DataError lists every place searched and how to get the data. Folders are recorded as
+absolute paths (:func:`resolve_root`); a folder that cannot be searched (no permission) is a DataError
+naming it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from pathlib import Path
 
 import pooch
 
-from ..errors import DataError
+from ..errors import DataError, InputError
 from .download import fetch, progressbar_wanted, verify_files
 from .messages import one_line
-from .registry import BASE_URLS, CIFAR_ARCHIVE, CIFAR_TRAIN, FOLDERS, IDX_FILES, REGISTRY
+from .registry import BASE_URLS, CIFAR_ARCHIVE, CIFAR_TEST, CIFAR_TRAIN, FOLDERS, IDX_FILES, REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +60,42 @@ class Found:
         return list(self.files.values()) or [self.location]
 
 
+def resolve_root(root: str | os.PathLike[str] | None) -> str | None:
+    """A data folder as an absolute path string: ``~`` expanded, ``.``/``..`` folded, symlinks kept; None stays None.
+
+    Record this, not what was typed: a relative ``--data-dir`` means another folder once the working
+    directory changes (a resumed run, a study's worker process).
+    """
+    if root is None:
+        return None
+    try:
+        path = os.fspath(root)
+    except TypeError:
+        raise InputError(f"a data folder must be a path (str or os.PathLike), got {type(root).__name__}") from None
+    return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but a folder on the way that cannot be searched is a one-line DataError, not a traceback.
+
+    (Python before 3.14 raises PermissionError from ``is_file`` when stat() fails with EACCES.)
+    """
+    try:
+        return path.is_file()
+    except OSError as exc:
+        folder = path.parent
+        raise DataError(f"{folder}: cannot look into this data folder ({one_line(exc.strerror or exc)}); "
+                        f"give your user read and search permission on it and the folders above it "
+                        f"(chmod u+rx '{folder}'), or use another folder") from None
+
+
 def _idx_files_in(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """The four IDX files in folder (gzipped or raw, '-idx' or '.idx' spelling), and the missing ones."""
     found: dict[str, Path] = {}
     missing = []
     for base in IDX_FILES:
         for cand in (f"{base}.gz", base, f"{base.replace('-idx', '.idx')}.gz", base.replace("-idx", ".idx")):
-            if (folder / cand).is_file():
+            if _is_file(folder / cand):
                 found[base] = folder / cand
                 break
         else:
@@ -73,12 +106,12 @@ def _idx_files_in(folder: Path) -> tuple[dict[str, Path], list[str]]:
 def find_in(name: str, place: Path) -> tuple[Found | None, str]:
     """Look for a complete copy of ``name`` at ``place`` or in its usual sub-folder; say what was seen."""
     if name == "cifar10":
-        if place.is_file():
+        if _is_file(place):
             return Found(place), ""
         for folder in (place, *(place / f for f in FOLDERS[name])):
-            if (folder / CIFAR_TRAIN[0]).is_file():
+            if _is_file(folder / CIFAR_TRAIN[0]):
                 return Found(folder), ""
-            if (folder / CIFAR_ARCHIVE).is_file():
+            if _is_file(folder / CIFAR_ARCHIVE):
                 return Found(folder / CIFAR_ARCHIVE), ""
         return None, "not there"
     partial = ""
@@ -91,21 +124,40 @@ def find_in(name: str, place: Path) -> tuple[Found | None, str]:
     return None, partial or "not there"
 
 
+def _looked_for(name: str) -> str:
+    """The files a data folder must hold for ``name``, and the sub-folders also searched, for error messages."""
+    if name == "cifar10":
+        files = f"{', '.join(CIFAR_TRAIN)}, {CIFAR_TEST} or {CIFAR_ARCHIVE}"
+    else:
+        files = f"{', '.join(f'{b}.gz' for b in IDX_FILES)} (or without .gz)"
+    return f"{files}, in the folder itself or in {', '.join(f + '/' for f in FOLDERS[name])}"
+
+
+def _root_error(name: str, place: Path, why: str) -> DataError:
+    """An explicit folder that does not hold the data: an error, never a reason to look elsewhere or download."""
+    state = "does not exist" if not place.exists() else why
+    return DataError(f"{name}: the data folder {place} (root / --data-dir) does not hold it ({state}); looked for "
+                     f"{_looked_for(name)}; point it at the folder that holds these files, or leave it out to "
+                     f"search $XPMLP_DATA, the cache and the system folders and download")
+
+
 def _search_named_places(name: str, root: str | os.PathLike[str] | None,
                          searched: list[str]) -> tuple[Found, str] | None:
-    """Places 1-2 of the search order (``root``, ``$XPMLP_DATA``): (copy, origin) or None; notes go in searched."""
+    """Places 1-2 of the search order (``root``, ``$XPMLP_DATA``): (copy, origin) or None; notes go in searched.
+
+    An explicit ``root`` that does not hold the data is a DataError: the caller named the folder, so
+    data found anywhere else (or downloaded) would be another data set than the one asked for.
+    """
     if root is not None:
-        place = Path(root).expanduser()
+        place = Path(str(resolve_root(root)))
         found, why = find_in(name, place)
         if found:
             return found, "root"
-        searched.append(f"root {place} ({why})")
-        logger.warning("%s: root %s does not hold it (%s); looking elsewhere", name, place, why)
-    else:
-        searched.append("root (not given)")
+        raise _root_error(name, place, why)
+    searched.append("root (not given)")
     env = os.environ.get("XPMLP_DATA", "").strip()
     if env:
-        place = Path(env).expanduser()
+        place = Path(str(resolve_root(env)))
         found, why = find_in(name, place)
         if found:
             return found, "XPMLP_DATA"
@@ -173,7 +225,7 @@ def locate(name: str, root: str | os.PathLike[str] | None, download: bool, cache
     if hit:
         return hit
     registry = REGISTRY[name] if registry is None else registry
-    cache = Path(cache_dir).expanduser() / name if cache_dir is not None else default_cache_dir() / name
+    cache = Path(str(resolve_root(cache_dir or default_cache_dir()))) / name
     hit = _search_standard_places(name, cache, registry, searched)
     if hit:
         return hit

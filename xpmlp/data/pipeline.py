@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from .fingerprint import data_fingerprint
 from .load import load_dataset
+from .locate import resolve_root
 from .preprocess import Preprocessor
 from .registry import DEFAULT_VAL_SIZE, canonical_name
 from .split import check_count, stratified_subset, train_val_split
@@ -20,7 +22,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(repr=False)
 class Prepared:
-    """Float32 (N, H*W*C) host arrays with int64 (N,) labels, the fitted Preprocessor and what to record."""
+    """Float32 (N, H*W*C) host arrays with int64 (N,) labels, the fitted Preprocessor and what to record.
+
+    ``source`` is the absolute folder (or CIFAR-10 archive) read. ``fingerprint`` is
+    :func:`~xpmlp.data.fingerprint.data_fingerprint` of the training and validation split: store it with a
+    checkpoint and compare it on resume (:func:`~xpmlp.data.fingerprint.check_fingerprint`). ``config``
+    holds both, plus ``root`` (the explicit data folder, absolute, or None) and the split settings.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -34,6 +42,7 @@ class Prepared:
     image_shape: tuple[int, int, int]
     source: str
     config: dict[str, Any]
+    fingerprint: str
 
     @property
     def num_classes(self) -> int:
@@ -73,6 +82,7 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, val_size: int
     stratified validation split of ``val_size`` (default DEFAULT_VAL_SIZE[name]; if ``subset`` is not
     larger than that, ``subset // 10`` and the config says so) -> fit the Preprocessor on the training
     part only -> transform all three. The test set stays whole unless ``test_subset`` is given.
+    An explicit ``root`` is the only place looked in (see load_dataset); it is recorded absolute.
 
     Raises:
         InputError: unknown data set or method, or sizes that do not fit the data.
@@ -96,8 +106,10 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, val_size: int
     if test_subset is not None:
         x_te, y_te = stratified_subset(x_te, y_te, test_subset, seed)
     pre.fit(x_tr)
+    fingerprint = data_fingerprint(name, preprocess, x_tr, y_tr, x_val, y_val)
     config: dict[str, Any] = {
-        "name": name, "source": ds.source, "origin": ds.origin, "preprocess": preprocess,
+        "name": name, "root": resolve_root(root), "source": ds.source, "origin": ds.origin,
+        "fingerprint": fingerprint, "preprocess": preprocess,
         "val_size": val_size, "subset": subset, "test_subset": test_subset, "seed": seed,
         "n_train": int(y_tr.shape[0]), "n_val": int(y_val.shape[0]), "n_test": int(y_te.shape[0]),
         "image_shape": list(ds.image_shape),
@@ -107,4 +119,4 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, val_size: int
         logger.info("%s: %s", name, note)
     return Prepared(x_train=pre.transform(x_tr), y_train=y_tr, x_val=pre.transform(x_val), y_val=y_val,
                     x_test=pre.transform(x_te), y_test=y_te, preprocessor=pre, name=name, classes=list(ds.classes),
-                    image_shape=ds.image_shape, source=ds.source, config=config)
+                    image_shape=ds.image_shape, source=ds.source, config=config, fingerprint=fingerprint)

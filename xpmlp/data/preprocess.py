@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -16,17 +17,36 @@ PREPROCESS_METHODS: tuple[str, ...] = ("scale", "standardize", "mean-image")
 _STATS_CHUNK = 4096
 
 
-def _rows(images: np.ndarray) -> np.ndarray:
+def _as_array(images: Any) -> np.ndarray:
+    """Images as a plain ndarray: NumPy arrays (subclasses such as np.matrix become plain) and nested lists."""
+    if images is None:
+        raise InputError("images are None; give a NumPy array of shape (N, ...) with one row per image")
+    if isinstance(images, (str, bytes)):
+        raise InputError(f"images must be a NumPy array of shape (N, ...), got {type(images).__name__}")
+    try:
+        return np.asarray(images)
+    except ValueError as exc:  # nested lists of different lengths: NumPy >= 1.24 refuses them
+        raise InputError(f"images are ragged (rows of different lengths: {' '.join(str(exc).split())[:200]}); "
+                         "give a NumPy array of shape (N, ...) whose rows all have one shape") from None
+    except TypeError as exc:
+        raise InputError(f"images must be a NumPy array of shape (N, ...), not {type(images).__name__} "
+                         f"({' '.join(str(exc).split())[:200]})") from None
+
+
+def _rows(images: Any) -> np.ndarray:
     """Images (N, ...) -> rows (N, features), without copying when possible; refuses non-numbers and NaN/inf."""
-    if not isinstance(images, np.ndarray) or images.ndim < 2:
-        shape = getattr(images, "shape", None)
-        raise InputError(f"images must be a NumPy array of shape (N, ...) with N rows, got shape {shape}")
+    images = _as_array(images)
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
         raise InputError(f"images must hold numbers, got dtype {images.dtype}")
+    if images.ndim < 2:
+        raise InputError(f"images must be an array of shape (N, ...) with one row per image, got shape {images.shape}")
+    features = math.prod(images.shape[1:])
+    if features == 0:
+        raise InputError(f"images of shape {images.shape} have no features; each image needs at least one value")
     if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
         raise InputError("images contain NaN or infinite values; clean the data first")
     # An explicit feature count, not -1: reshape cannot infer it for zero rows (an empty val split).
-    return images.reshape(images.shape[0], math.prod(images.shape[1:]))
+    return images.reshape(images.shape[0], features)
 
 
 class Preprocessor:
@@ -54,8 +74,8 @@ class Preprocessor:
     def __repr__(self) -> str:
         return f"Preprocessor(method={self.method!r}, n_features={self.n_features})"
 
-    def fit(self, x_train: np.ndarray) -> Preprocessor:
-        """Learn the statistics of the training images (uint8, any (N, ...) shape); returns self."""
+    def fit(self, x_train: ArrayLike) -> Preprocessor:
+        """Learn the statistics of the training images (uint8, any (N, ...) shape, or nested lists); returns self."""
         rows = _rows(x_train)
         if rows.shape[0] == 0:
             raise InputError("cannot fit a Preprocessor on zero images")
@@ -78,7 +98,7 @@ class Preprocessor:
             self.std = std.astype(np.float32)
         return self
 
-    def transform(self, images: np.ndarray) -> np.ndarray:
+    def transform(self, images: ArrayLike) -> np.ndarray:
         """Images (N, ...) -> float32 (N, H*W*C), normalised with the fitted statistics."""
         rows = _rows(images)
         if self.n_features is not None and rows.shape[1] != self.n_features:
