@@ -34,9 +34,9 @@ from xpmlp.errors import CheckpointError
 pytestmark = pytest.mark.timeout(300)
 
 
-def write_tiny_mnist(folder: Path, n_train: int = 400, n_test: int = 100) -> Path:
+def write_tiny_mnist(folder: Path, n_train: int = 400, n_test: int = 100, seed: int = 1) -> Path:
     """A learnable 10-class MNIST-format set (28x28 uint8, gzipped IDX files) in ``folder``."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     prototypes = rng.integers(0, 256, (10, 28, 28))
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
@@ -159,6 +159,29 @@ def test_resume_refuses_settings_that_would_make_another_run(tmp_path, data_dir,
     line = one_error_line(xpmlp("train", "--resume", str(out / "checkpoint.npz"), *flag))
     assert flag[0] in line
     assert (out / "checkpoint.npz").read_bytes() == before
+
+
+# -- 3. the data a run resumes on are the data it started on ---------------------------------------
+
+def test_resume_on_other_data_is_refused_and_a_relative_data_dir_is_recorded_absolute(tmp_path, data_dir):
+    other = write_tiny_mnist(tmp_path / "other" / "mnist", seed=9)
+    out = tmp_path / "run"
+    args = base_args(Path(os.path.relpath(data_dir, tmp_path)), "--epochs", "1", "--out", "run")
+    assert xpmlp(*args, cwd=tmp_path).returncode == 0
+    assert strict_json(out / "config.json")["data_dir"] == str(data_dir)
+    line = one_error_line(xpmlp("train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+                                "--data-dir", str(other)))
+    assert "differ" in line
+    moved = xpmlp("train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2")  # from another folder
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_an_explicit_data_dir_without_the_data_is_one_line(tmp_path, data_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_error_line(xpmlp(*base_args(empty, "--epochs", "1", "--out", str(tmp_path / "run"))))
+    assert str(empty) in line
+    assert not (tmp_path / "run").exists()
 
 
 # -- 4. only good checkpoints are kept, bad ones are refused --------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import plots
 from .backend import FLOAT_DTYPES, get_backend
-from .data import prepare
+from .data import check_fingerprint, prepare, resolve_root
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
@@ -70,7 +70,8 @@ def _checkpoint_tree(trainer: Trainer, cfg: dict[str, Any], prepared: Any) -> di
         "optim": trainer.optimizer.state_dict(backend.to_numpy),
         "trainer": trainer.state(),
         "prep": prepared.preprocessor.state_dict(),
-        "data": {"classes": list(prepared.classes), "image_shape": list(prepared.image_shape)},
+        "data": {"classes": list(prepared.classes), "image_shape": list(prepared.image_shape),
+                 "fingerprint": getattr(prepared, "fingerprint", None), "source": str(prepared.source)},
     }
     if trainer.best_state is not None:
         tree["best"] = {k: backend.to_numpy(v).copy() for k, v in trainer.best_state.items()}
@@ -165,6 +166,16 @@ def _load_resume(resume: str | Path) -> dict[str, Any]:
     return state
 
 
+def _check_same_data(state: dict[str, Any], prepared: Any, resume: str | Path, say: Callable[[str], None]) -> None:
+    """A resumed run trains on the data it started on: the training data's fingerprints must match."""
+    expected = state.get("data", {}).get("fingerprint") if isinstance(state.get("data"), dict) else None
+    found = getattr(prepared, "fingerprint", None)
+    if expected is None or found is None:
+        say(f"{resume}: the checkpoint holds no data fingerprint; the training data were not compared")
+        return
+    check_fingerprint(expected, found, str(resume))
+
+
 def _restore(trainer: Trainer, state: dict[str, Any]) -> None:
     """Put a checkpoint's weights, optimizer and trainer state back."""
     trainer.model.load_state_dict(state["model"])
@@ -230,9 +241,13 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         state = _load_resume(resume)
         cfg = resume_settings(cfg, state["config"], say)
     train_config(cfg).validate()
+    if cfg.get("data_dir") is not None:
+        cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
     with RunFolder(out, resume=resume is not None, overwrite=overwrite) as folder:
         prepared = prepared if prepared is not None else load_data(cfg, say)
+        if state is not None:
+            _check_same_data(state, prepared, resume, say)
         if backend.note:
             say(backend.note)
         trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines")
