@@ -57,3 +57,58 @@ def test_axpy_adds_alpha_x_in_place(backend_any, alpha):
     backend_any.axpy_(dev_y, alpha, backend_any.asarray(x))
     tol = 1e-15 if backend_any.dtype == "float64" else 1e-6
     np.testing.assert_allclose(backend_any.to_numpy(dev_y), y + alpha * x, rtol=tol, atol=tol)
+
+
+# -- training through the fused step ------------------------------------------------------------------
+
+def _train(backend, optimizer, fused, reg, weight_decay, steps=100):
+    from xpmlp.model import MLP
+    from xpmlp.train import TrainConfig, Trainer
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((320, 12)), rng.integers(0, 4, 320)
+    model = MLP([12, 16, 16, 4], "relu", backend=backend, dtype="float64", seed=1)
+    config = TrainConfig(iterations=steps, log_every=steps, batch_size=32, lr=0.05, optimizer=optimizer,
+                         momentum=0.9, reg=reg, weight_decay=weight_decay, train_eval_size=0, fused=fused)
+    trainer = Trainer(model, config, log=None, progress="none")
+    trainer.fit(X, y)
+    return model.state_dict(), trainer.history.iteration_loss, trainer
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+@pytest.mark.parametrize("reg,weight_decay", [(0.0, 0.0), (1e-3, 0.0), (1e-3, 1e-4)])
+def test_fused_training_equals_unfused_after_100_steps(backend, optimizer, reg, weight_decay):
+    fused, fused_losses, trainer = _train(backend, optimizer, True, reg, weight_decay)
+    plain, plain_losses, _ = _train(backend, optimizer, False, reg, weight_decay)
+    assert trainer.config.fused and trainer.optimizer.can_fuse
+    for name, value in plain.items():
+        np.testing.assert_allclose(fused[name], value, rtol=0, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12, atol=0)
+    assert not np.array_equal(fused["W1"], _train(backend, optimizer, True, reg, weight_decay, steps=1)[0]["W1"])
+
+
+def test_adam_never_takes_the_fused_path():
+    from xpmlp.optim import make_optimizer
+
+    assert not make_optimizer("adam", 0.1).can_fuse and not make_optimizer("adamw", 0.1).can_fuse
+    assert all(make_optimizer(name, 0.1).can_fuse for name in ("sgd", "momentum", "nesterov"))
+
+
+def test_the_fused_step_forms_no_weight_gradient_and_leaves_the_hooks_unset(backend):
+    from xpmlp.layers import Linear
+    from xpmlp.model import MLP
+    from xpmlp.optim import make_optimizer
+
+    model = MLP([6, 5, 3], backend=backend, dtype="float64", seed=0)
+    optimizer = make_optimizer("momentum", 0.1, backend=backend)
+    X = model.check_x(np.random.default_rng(0).standard_normal((8, 6)))
+    y = model.check_y(np.arange(8) % 3, 8)
+    loss, _ = model.loss(X, y, 0.01, check=False)
+    expected = float(loss)
+    for layer in model.net.layers:
+        layer.grads.pop("W", None)
+    got = model.fused_step(X, y, 0.01, optimizer)
+    assert float(got) == pytest.approx(expected, rel=1e-14)  # the loss of the weights before the step
+    linears = [layer for layer in model.net.layers if isinstance(layer, Linear)]
+    assert all("W" not in layer.grads and layer.weight_update is None for layer in linears)
+    assert optimizer.t == 1 and set(optimizer.state["velocity"]) == {"W1", "b1", "W2", "b2"}

@@ -1,4 +1,4 @@
-"""Losses: softmax cross-entropy and the L2 weight penalty, each returning its gradient.
+"""Losses: softmax cross-entropy (optionally sample-weighted) and the L2 weight penalty, each with its gradient.
 
 Each function takes the namespace ``xp`` of the arrays' backend (``backend.xp``) from its
 caller; new arrays are created on the current device, so call them inside
@@ -17,30 +17,48 @@ def one_hot_mask(labels: Array, num_classes: int, xp: Any) -> Array:
     return labels[:, None] == xp.arange(num_classes, device=labels.device)
 
 
-def softmax_cross_entropy(logits: Array, labels: Array, xp: Any) -> tuple[Array, Array]:
-    """Mean softmax cross-entropy and its gradient.
+def softmax_cross_entropy(logits: Array, labels: Array, xp: Any,
+                          weights: Array | None = None) -> tuple[Array, Array]:
+    """Mean (or weighted mean) softmax cross-entropy and its gradient.
 
     Args:
         logits: (N, C) floating scores.
         labels: (N,) integer class indices in [0, C).
+        weights: optional (N,) non-negative sample weights w (not all zero), on the device.
 
     Returns:
         ``(loss, dlogits)``: loss is a 0-d array on the device (read it with ``float()``
-        only when you need it), L = (1/N) Σᵢ [log Σⱼ exp(zᵢⱼ) − z_{i,yᵢ}];
-        dlogits = (softmax(z) − onehot(y)) / N, shape (N, C).
+        only when you need it). With ℓᵢ = log Σⱼ exp(zᵢⱼ) − z_{i,yᵢ} and pᵢ = softmax(zᵢ):
 
-    The row maximum is subtracted first (log-sum-exp), so logits of 1e4 stay finite.
+        * unweighted: L = (1/N) Σᵢ ℓᵢ, dlogits = (p − onehot(y)) / N;
+        * weighted: L = Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ, dlogits = wᵢ (pᵢ − onehot(yᵢ)) / Σₖ wₖ
+          (scikit-learn's convention since 1.7: an integer weight k counts a sample k times,
+          and weights all equal give the unweighted loss).
+
+        Shape (N, C).
+
+    The row maximum is subtracted first (log-sum-exp), so logits of 1e4 stay finite. The
+    weights' sum is taken on the device: nothing here synchronises with the host.
     """
     n, c = logits.shape
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = xp.sum(exp, axis=1, keepdims=True)
     mask = one_hot_mask(labels, c, xp)
-    # whole-array sums rather than a per-row mean: the same number, fewer small calls per step
-    loss = (xp.sum(xp.log(total)) - xp.sum(xp.where(mask, shifted, 0.0))) * (1.0 / n)
+    if weights is None:
+        # whole-array sums rather than a per-row mean: the same number, fewer small calls per step
+        loss = (xp.sum(xp.log(total)) - xp.sum(xp.where(mask, shifted, 0.0))) * (1.0 / n)
+        scale: Any = 1.0 / n
+    else:
+        if weights.dtype != logits.dtype:
+            weights = xp.astype(weights, logits.dtype)
+        scale = weights / xp.sum(weights)  # wᵢ / Σw, (N,)
+        per_sample = xp.log(total[:, 0]) - xp.sum(xp.where(mask, shifted, 0.0), axis=1)
+        loss = xp.sum(scale * per_sample)
+        scale = scale[:, None]
     exp /= total  # exp is ours: it becomes the softmax in place
     dlogits = xp.where(mask, exp - 1.0, exp)
-    dlogits *= 1.0 / n
+    dlogits *= scale
     return loss, dlogits
 
 
@@ -53,5 +71,6 @@ def l2_penalty(weights: list[Array], reg: float, xp: Any) -> tuple[Array | float
     """
     if reg == 0.0:
         return 0.0, []
-    penalty = 0.5 * reg * sum(xp.sum(w * w) for w in weights)
+    # ‖W‖²_F as a dot product of the flattened matrix with itself: one pass, no (W ⊙ W) temporary
+    penalty = 0.5 * reg * sum(xp.vecdot(xp.reshape(w, (-1,)), xp.reshape(w, (-1,))) for w in weights)
     return penalty, [reg * w for w in weights]

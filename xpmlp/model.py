@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,9 +23,10 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer]) -> None:
         self.layers = list(layers)
-        self._named = [(f"{key}{i}", layer, key)
-                       for i, layer in enumerate((l for l in self.layers if l.params), start=1)
-                       for key in layer.params]
+        # (name, layer, key) of every parameter: W1, b1 of the first layer with parameters, W2, b2, ...
+        self.named = [(f"{key}{i}", layer, key)
+                      for i, layer in enumerate((l for l in self.layers if l.params), start=1)
+                      for key in layer.params]
 
     def forward(self, x: Array, train: bool = True) -> Array:
         for layer in self.layers:
@@ -39,15 +41,15 @@ class Sequential:
     @property
     def params(self) -> dict[str, Array]:
         """Name -> parameter array (the layers' own arrays: updating them in place trains the model)."""
-        return {name: layer.params[key] for name, layer, key in self._named}
+        return {name: layer.params[key] for name, layer, key in self.named}
 
     @property
     def grads(self) -> dict[str, Array]:
         """Name -> gradient array from the last backward."""
-        return {name: layer.grads[key] for name, layer, key in self._named}
+        return {name: layer.grads[key] for name, layer, key in self.named}
 
     def set_param(self, name: str, value: Array) -> None:
-        for n, layer, key in self._named:
+        for n, layer, key in self.named:
             if n == name:
                 layer.params[key] = value
                 return
@@ -198,10 +200,31 @@ class MLP:
         return self.grads
 
     @on_device
-    def loss(self, X: Array, y: Array, reg: float = 0.0, check: bool = True) -> tuple[Array, dict[str, Array]]:
+    def check_weights(self, sample_weight: Any, n: int) -> Array:
+        """Validate sample weights: 1-D, one per row of X, finite, >= 0, not all zero.
+
+        Returns them as a device array of the model's floating dtype.
+        """
+        xp = self.xp
+        try:  # a floating copy, whatever the caller passed (integer counts included)
+            w = xp.astype(self._on_backend(sample_weight, "sample_weight"), self.backend.float_dtype())
+        except TypeError:
+            raise InputError("sample_weight must be numbers, e.g. w.astype('float64')") from None
+        if tuple(w.shape) != (n,):
+            raise InputError(f"sample_weight has shape {tuple(w.shape)}; expected ({n},): one weight per row of X")
+        if n and not (bool(xp.all(xp.isfinite(w))) and float(xp.min(w)) >= 0.0 and float(xp.sum(w)) > 0.0):
+            raise InputError("sample_weight must be finite and >= 0 with at least one positive weight; "
+                             "fix or drop the bad weights")
+        return w
+
+    @on_device
+    def loss(self, X: Array, y: Array, reg: float = 0.0, check: bool = True,
+             sample_weight: Array | None = None) -> tuple[Array, dict[str, Array]]:
         """Regularised loss and gradients of one batch.
 
         L = mean softmax cross-entropy + ½·λ·Σ‖W‖²_F (weights only, see ``losses.l2_penalty``).
+        With ``sample_weight`` w the mean becomes Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ (``losses.softmax_cross_entropy``);
+        the penalty is unchanged (scikit-learn's ``alpha`` is λ·Σᵢ wᵢ of the batch).
 
         Returns:
             ``(loss, grads)``: loss a 0-d device array; grads a dict keyed like ``state_dict()``.
@@ -213,8 +236,10 @@ class MLP:
                 raise InputError("X has no rows; the loss needs at least one sample")
             if reg < 0:
                 raise InputError(f"reg {reg} is negative; the L2 strength must be >= 0")
+            if sample_weight is not None:
+                sample_weight = self.check_weights(sample_weight, X.shape[0])
         logits = self.net.forward(X, train=True)
-        loss, dlogits = softmax_cross_entropy(logits, y, self.xp)
+        loss, dlogits = softmax_cross_entropy(logits, y, self.xp, sample_weight)
         grads = self.backward(dlogits)
         if reg:
             names = [k for k in grads if k.startswith("W")]
@@ -223,6 +248,36 @@ class MLP:
             for k, dw in zip(names, dweights, strict=False):
                 grads[k] += dw
         return loss, grads
+
+    @on_device
+    def fused_step(self, X: Array, y: Array, reg: float, optimizer: Any) -> Array:
+        """One training step of an SGD-family optimizer with each weight update folded into its GEMM.
+
+        The same step as ``loss(X, y, reg, check=False)`` followed by ``optimizer.step(params, grads)``,
+        to float rounding: each Linear's backward hands xᵀ·dout to ``optimizer.fused_weight_update``
+        (W ← β·W + α·xᵀ·dout in one GEMM, the L2 term λ·W folded into β) instead of forming dL/dW;
+        the biases then take an ordinary ``optimizer.step``. X, y: a checked batch on this device.
+
+        Returns:
+            The regularised loss of the batch (0-d device array), from the weights before the step.
+        """
+        xp = self.xp
+        optimizer.begin_fused_step(self.params)
+        logits = self.net.forward(X, train=True)
+        loss, dlogits = softmax_cross_entropy(logits, y, xp)
+        weights = [(name, layer) for name, layer, key in self.net.named if key == "W"]
+        if reg:  # the penalty of the weights this step starts from
+            loss = loss + 0.5 * reg * sum(xp.sum(layer.params["W"] * layer.params["W"]) for _, layer in weights)
+        for name, layer in weights:
+            layer.weight_update = functools.partial(optimizer.fused_weight_update, name, decay=reg)
+        try:
+            self.net.backward(dlogits)
+        finally:
+            for _, layer in weights:
+                layer.weight_update = None
+        biases = {name: layer.params[key] for name, layer, key in self.net.named if key != "W"}
+        optimizer.step(biases, {name: layer.grads[key] for name, layer, key in self.net.named if key != "W"})
+        return loss
 
     def batched_logits(self, X: Array, batch_size: int = 8192) -> Iterator[tuple[int, int, Array]]:
         """Yield ``(start, stop, logits of X[start:stop])`` over an already checked X, bounding memory.

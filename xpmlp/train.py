@@ -71,6 +71,8 @@ class TrainConfig:
     min_delta: float = 0.0
     restore_best: bool = True
     sync_every: int = 50
+    # fold SGD/momentum/Nesterov updates into the weight-gradient GEMM (MLP.fused_step); same numbers
+    fused: bool = True
     seed: int = field(default=0, metadata=cli("seed of the weights, the batches and the split", type="int"))
 
     def validate(self, n_train: int | None = None) -> None:
@@ -364,10 +366,17 @@ class Trainer:
         return block_start, self.model.backend.asarray(host_indices)
 
     def _step(self, X_batch: Array, y_batch: Array, data: _FitData) -> None:
-        """One optimizer step on one minibatch; the loss stays on the device until the next flush."""
-        loss, grads = self.model.loss(X_batch, y_batch, self.config.reg, check=False)
+        """One optimizer step on one minibatch; the loss stays on the device until the next flush.
+
+        SGD, momentum and Nesterov take the fused path (the update folded into each weight
+        gradient's GEMM) unless ``config.fused`` is off; Adam forms the gradients first.
+        """
         self.optimizer.lr = data.schedule(self.epoch_at(self.step, data.n))
-        self.optimizer.step(self.model.params, grads)
+        if self.config.fused and self.optimizer.can_fuse:
+            loss = self.model.fused_step(X_batch, y_batch, self.config.reg, self.optimizer)
+        else:
+            loss, grads = self.model.loss(X_batch, y_batch, self.config.reg, check=False)
+            self.optimizer.step(self.model.params, grads)
         self._pending.append(loss)
         self.step += 1
         self.samples_seen += X_batch.shape[0]
