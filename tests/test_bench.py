@@ -1,7 +1,9 @@
 """Tests for the benchmark (xpmlp/bench/, scripts/bench.py): its output structure, never its timings.
 
 The benchmark runs here in --quick mode on generated data with tiny sizes (512 training samples,
-one hidden layer of 32, 2 rounds); ratios and speeds are never asserted.
+one hidden layer of 32, 2 rounds); ratios and speeds are never asserted. Peak memory is measured
+(in child processes) by the shared run only; sizes of memory are asserted where an allocation of
+a known size is made on purpose.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import argparse
 import builtins
 import contextlib
+import copy
 import inspect
 import io
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +31,7 @@ from xpmlp.errors import DataError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--quick", "--data", "generated", "--train-size", "512", "--hidden", "32", "--rounds", "2",
-        "--device", "cpu", "--warmup-steps", "2"]
+        "--device", "cpu", "--warmup-steps", "2", "--no-memory"]
 ROUNDS = 2
 PER_CONTENDER = ("samples_per_second", "seconds_per_epoch", "gflops", "ratio", "test_acc")
 MACHINE_KEYS = ("date", "cpu_model", "threads", "versions", "blas", "env", "gpu")
@@ -44,8 +48,13 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict, Path]:
     """One tiny run of every contender, shared by the structure tests below."""
     path = tmp_path_factory.mktemp("bench") / "result.json"
-    code, out, _ = run_main([*TINY, "--contenders", "xpmlp,torch,sklearn,gemm", "--json", str(path)])
+    code, out, _ = run_main([*TINY, "--memory", "--contenders", "xpmlp,torch,sklearn,gemm", "--json", str(path)])
     return code, out, json.loads(path.read_text()), path
+
+
+def xpmlp_keys() -> set[str]:
+    """The xpmlp rows a default run has here: --device cpu, and every other usable fast backend."""
+    return {"xpmlp"} | {f"xpmlp:{spec}" for spec in bench.default_xpmlp_devices() if spec != "cpu"}
 
 
 def _available(name: str) -> bool:
@@ -61,7 +70,7 @@ def test_quick_run_prints_a_table_with_a_row_per_contender(quick_run):
     assert code == 0
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("contender"))
-    for column in ("s/epoch", "samples/s", "min-max", "GFLOP/s", "xpmlp speed-up", "test acc"):
+    for column in ("s/epoch", "samples/s", "min-max", "GFLOP/s", "xpmlp speed-up", "test acc", "peak MiB"):
         assert column in header
     table = lines[lines.index(header) + 2:]
     for name, label in bench.LABELS.items():
@@ -77,7 +86,8 @@ def test_quick_run_prints_a_table_with_a_row_per_contender(quick_run):
 def test_quick_run_json_has_the_numbers_per_contender(quick_run):
     _, _, result, _ = quick_run
     assert result["schema"] == bench.SCHEMA
-    assert set(result["contenders"]) == set(bench.CONTENDERS)
+    assert set(result["contenders"]) == set(bench.CONTENDERS) | xpmlp_keys()
+    assert {res["kind"] for res in result["contenders"].values()} == set(bench.CONTENDERS)
     assert result["parameters"] == bench.num_parameters([784, 32, 10])
     assert result["flops_per_epoch"] == 6 * result["parameters"] * 512
     assert "6 * parameters * samples" in result["flops_formula"]
@@ -85,7 +95,7 @@ def test_quick_run_json_has_the_numbers_per_contender(quick_run):
     for name, res in result["contenders"].items():
         for key in PER_CONTENDER:
             assert key in res, (name, key)
-        if name in ("torch", "sklearn") and not _available(name):
+        if res["kind"] in ("torch", "sklearn") and not _available(res["kind"]):
             assert res["status"] == "not installed"
             continue
         assert res["status"] == "ok", res
@@ -98,9 +108,33 @@ def test_quick_run_json_has_the_numbers_per_contender(quick_run):
             assert res["test_acc"] is None
         else:
             assert 0.0 <= res["test_acc"] <= 1.0
+        if res["kind"] == "xpmlp":
+            assert res["input_check_seconds"] >= 0 and res["fraction_of_gemm"] > 0
     assert result["contenders"]["xpmlp"]["ratio"] == pytest.approx(1.0)
     assert result["xpmlp_fraction_of_gemm"] == result["contenders"]["gemm"]["ratio"]
-    assert result["contenders"]["xpmlp"]["input_check_seconds"] >= 0
+
+
+def test_quick_run_has_xpmlp_on_every_fast_backend_and_names_the_fastest(quick_run):
+    _, out, result, _ = quick_run
+    rows = {key: res for key, res in result["contenders"].items() if res["kind"] == "xpmlp"}
+    assert set(rows) == xpmlp_keys() and not any("strict" in key for key in rows)  # strict: correctness only
+    assert list(result["contenders"])[:len(rows)] == list(rows) and list(rows)[0] == "xpmlp"  # xpmlp rows first
+    assert [entry["key"] for entry in result["xpmlp_backends"]] == list(rows)
+    assert rows["xpmlp"]["device"] == "cpu (numpy)"
+    if "xpmlp:torch" in rows:
+        assert rows["xpmlp:torch"]["device"] == "torch (torch)" and rows["xpmlp:torch"]["label"] == "xpmlp"
+    fastest = result["xpmlp_fastest"]
+    rates = {key: res["samples_per_second"]["median"] for key, res in rows.items()}
+    assert fastest["key"] == max(rates, key=rates.get) and fastest["samples_per_second"] == rates[fastest["key"]]
+    assert set(fastest["speedup_over"]) == set(rows) - {fastest["key"]}
+    assert all(ratio >= 1 for ratio in fastest["speedup_over"].values())
+    assert f"fastest xpmlp backend here: {fastest['device']}" in out
+    lines = out.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("contender"))
+    table = lines[header + 2:lines.index("", header)]
+    # one row per backend, labelled xpmlp, told apart by the device column
+    assert [line.split()[:2] for line in table[:len(rows)]] == [["xpmlp", res["device"].split()[0]]
+                                                                  for res in rows.values()]
 
 
 def test_quick_run_reports_the_machine_and_the_gemm_ceiling(quick_run):
@@ -133,7 +167,8 @@ def test_missing_torch_and_sklearn_are_reported_not_installed(monkeypatch, tmp_p
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     path = tmp_path / "r.json"
-    code, out, _ = run_main([*TINY, "--rounds", "1", "--contenders", "xpmlp,torch,sklearn", "--json", str(path)])
+    code, out, _ = run_main([*TINY, "--rounds", "1", "--contenders", "xpmlp,torch,sklearn", "--xpmlp-devices", "none",
+                             "--json", str(path)])
     assert code == 0
     result = json.loads(path.read_text())
     for name in ("torch", "sklearn"):
@@ -314,7 +349,7 @@ def test_script_wrapper_runs(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "xpmlp speed-up" in proc.stdout
-    assert set(json.loads(path.read_text())["contenders"]) == {"xpmlp", "gemm"}
+    assert set(json.loads(path.read_text())["contenders"]) == {"gemm"} | xpmlp_keys()
 
 
 def test_the_package_runs_as_a_module():
@@ -322,6 +357,109 @@ def test_the_package_runs_as_a_module():
                           timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: xpmlp bench") and "--contenders" in proc.stdout
+
+
+def test_quick_run_measures_the_peak_memory_of_every_contender(quick_run):
+    _, out, result, _ = quick_run
+    for name, res in result["contenders"].items():
+        memory = res["memory"]
+        if res["status"] != "ok":
+            assert memory is None
+            continue
+        assert memory["status"] == "ok", (name, memory)
+        assert memory["method"] in ("vmhwm", "sampled") and memory["device"] is None  # the CPU: no device memory
+        assert memory["peak_bytes"] > 0 and memory["epoch_bytes"] >= 0 and memory["baseline_bytes"] > 0
+        assert memory["setup_bytes"] <= memory["peak_bytes"] and memory["samples"] == 512
+    assert "peak MiB = resident memory" in out and "one epoch's working memory" in out
+    header = next(line for line in out.splitlines() if line.startswith("contender"))
+    assert "GPU peak MiB" not in header
+
+
+def test_peak_rss_sees_a_temporary_allocation(monkeypatch):
+    size = 64 * 2**20
+    for method in ("vmhwm", "sampled"):
+        if method == "sampled":  # where /proc/self/clear_refs is not writable
+            monkeypatch.setattr(bench.memory, "_reset_hwm", lambda: False)
+        before = bench.memory.rss_bytes()
+        if before is None:
+            pytest.skip("no /proc/self/statm (not Linux)")
+        with bench.PeakRss() as peak:
+            block = np.ones(size // 4, dtype=np.float32)  # written, so resident
+            time.sleep(0.05)
+            del block
+        assert peak.method == method
+        assert peak.peak - before >= 0.9 * size, method
+
+
+def test_measure_contender_counts_the_data_copy_of_set_up():
+    if bench.memory.rss_bytes() is None:
+        pytest.skip("no /proc/self/statm (not Linux)")
+    cfg = bench.BenchConfig(hidden=[16], batch_size=500, quick=True, data="generated").resolve()
+    data = bench.generated_data(20_000, 10)  # 20,000 x 784 float32: 62.7 MB, copied to the "device" by set-up
+    memory = bench.measure_contender(bench.GemmContender(cfg, data))
+    assert memory["status"] == "ok" and memory["samples"] == 20_000
+    assert memory["setup_bytes"] >= 0.8 * data.x_train.nbytes
+    assert memory["peak_bytes"] >= memory["setup_bytes"] and memory["epoch_bytes"] >= 0
+
+
+def test_a_failing_memory_child_is_reported_and_does_not_fail_the_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench.memory, "CHILD_MODULE", "xpmlp.bench.no_such_module")
+    path = tmp_path / "m.json"
+    code, out, _ = run_main([*TINY, "--memory", "--rounds", "1", "--contenders", "xpmlp", "--xpmlp-devices", "none",
+                             "--json", str(path)])
+    assert code == 0
+    memory = json.loads(path.read_text())["contenders"]["xpmlp"]["memory"]
+    assert memory["status"] == "error" and "no_such_module" in memory["reason"]
+    assert "memory of xpmlp not measured: error:" in out
+
+
+def test_without_memory_the_column_is_empty(tmp_path):
+    path = tmp_path / "n.json"
+    code, out, _ = run_main([*TINY, "--rounds", "1", "--contenders", "xpmlp", "--xpmlp-devices", "none",
+                             "--json", str(path)])
+    assert code == 0
+    result = json.loads(path.read_text())
+    assert result["contenders"]["xpmlp"]["memory"] is None and "peak MiB = " not in out
+    assert result["xpmlp_fastest"]["speedup_over"] == {} and "(the only one that ran)" in out
+
+
+def test_a_gpu_memory_column_appears_when_a_contender_has_device_memory(quick_run):
+    _, _, result, _ = quick_run
+    result = copy.deepcopy(result)
+    result["contenders"]["xpmlp"]["memory"]["device"] = {"library": "cupy", "setup_bytes": 2**20,
+                                                          "peak_bytes": 3 * 2**20, "epoch_bytes": 2 * 2**20}
+    lines = bench.format_report(result).splitlines()
+    header = next(line for line in lines if line.startswith("contender"))
+    assert header.rstrip().endswith("GPU peak MiB")
+    assert lines[lines.index(header) + 2].rstrip().endswith("  3")  # xpmlp's row, in MiB
+
+
+@pytest.mark.parametrize(("text", "expected"), [("all", None), ("none", []), ("cpu, torch", ["cpu", "torch"]),
+                                                ("STRICT", ["strict"])])
+def test_xpmlp_devices_option(text, expected):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert parser.parse_args(["--xpmlp-devices", text]).xpmlp_devices == expected
+    assert parser.parse_args([]).xpmlp_devices is None
+
+
+def test_xpmlp_devices_named_explicitly(tmp_path):
+    path = tmp_path / "d.json"
+    code, out, _ = run_main([*TINY, "--rounds", "1", "--contenders", "xpmlp", "--xpmlp-devices", "strict,cpu",
+                             "--json", str(path)])
+    assert code == 0
+    contenders = json.loads(path.read_text())["contenders"]
+    assert list(contenders) == ["xpmlp", "xpmlp:strict"]  # --device first, each backend once
+    assert contenders["xpmlp:strict"]["status"] == "ok"
+
+
+def test_an_unusable_xpmlp_device_stops_the_run_with_one_line(capsys):
+    code, out, err = run_main([*TINY, "--contenders", "xpmlp", "--xpmlp-devices", "strict:no_such_device"])
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "no_such_device" in err
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*TINY, "--xpmlp-devices", ","])
+    assert exc.value.code == 2 and "--xpmlp-devices" in capsys.readouterr().err
 
 
 @pytest.mark.gpu
@@ -335,3 +473,30 @@ def test_quick_run_on_the_gpu(tmp_path):
     assert result["contenders"]["xpmlp"]["status"] == "ok"
     assert result["contenders"]["gemm"]["device"] == "cupy"
     assert result["machine"]["gpu"] and "gpu" in result["gemm_ceiling"]
+
+
+@pytest.mark.gpu
+@pytest.mark.needs_backend("cuda", "torch:cuda")
+def test_device_memory_of_the_gpu_contenders(tmp_path):
+    path = tmp_path / "gm.json"
+    argv = [a if a != "cpu" else "cuda" for a in TINY]
+    code, out, _ = run_main([*argv, "--memory", "--rounds", "1", "--contenders", "xpmlp,torch",
+                             "--xpmlp-devices", "torch:cuda", "--json", str(path)])
+    assert code == 0, out
+    contenders = json.loads(path.read_text())["contenders"]
+    assert set(contenders) == {"xpmlp", "xpmlp:torch:cuda:0", "torch"}
+    for name, res in contenders.items():
+        device = res["memory"]["device"]
+        assert device["library"] == ("cupy" if name == "xpmlp" else "torch"), name
+        assert device["peak_bytes"] >= device["setup_bytes"] > 0, name
+    assert "GPU peak MiB" in out
+
+
+def test_a_busy_machine_is_said(monkeypatch):
+    monkeypatch.setattr(bench.machine, "available_cores", lambda: 2)
+    monkeypatch.setattr(bench.machine, "load_average", lambda: [3.7, 3.3, 2.4])
+    assert "load average was 3.7 on 2 core(s)" in bench.machine.load_note()
+    monkeypatch.setattr(bench.machine, "load_average", lambda: [0.4, 0.3, 0.2])
+    assert bench.machine.load_note() == ""
+    monkeypatch.setattr(bench.machine, "load_average", lambda: None)
+    assert bench.machine.load_note() == ""

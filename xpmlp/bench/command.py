@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..argtypes import positive_int
 from ..errors import XpmlpError
 from .config import CONTENDERS, QUICK_TRAIN_SIZE, BenchConfig
+from .lineup import FAST_BACKENDS
 from .report import format_report, write_json
 from .runner import run_benchmark
 
@@ -24,11 +25,28 @@ def _contender_list(text: str) -> list[str]:
     return names
 
 
+def _device_list(text: str) -> list[str] | None:
+    """``all`` (None: every usable fast backend), ``none`` (``--device`` alone) or comma-separated specs."""
+    if text.strip().lower() == "all":
+        return None
+    if text.strip().lower() == "none":
+        return []
+    specs = [spec.strip().lower() for spec in text.split(",") if spec.strip()]
+    if not specs:
+        raise argparse.ArgumentTypeError("give comma-separated device specs (e.g. cpu,torch), all or none")
+    return specs
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to ``parser`` (used by ``xpmlp bench`` and scripts/bench.py)."""
     parser.add_argument("--device", default="auto",
                         help="xpmlp's backend: auto | cpu | cuda | cuda:N | torch | torch:cuda | strict "
-                             "(default auto); on a GPU, PyTorch runs on the same GPU")
+                             "(default auto): its xpmlp row is the base of the ratios; PyTorch, scikit-learn and "
+                             "GEMM-only run on its hardware (on a GPU, the same GPU)")
+    parser.add_argument("--xpmlp-devices", type=_device_list, default=None, metavar="SPECS",
+                        help=f"comma-separated backends xpmlp also runs on, one row each: all (default: every "
+                             f"usable one of {', '.join(FAST_BACKENDS)}; strict checks correctness and is left "
+                             "out), none (--device alone), or specs such as cpu,torch")
     parser.add_argument("--contenders", type=_contender_list, default=None,
                         help="comma-separated subset of xpmlp,torch,sklearn,gemm "
                              "(default all on the CPU; xpmlp,torch,gemm on a GPU)")
@@ -51,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="a run under a minute: 10,000 training samples, 1 epoch, 3 rounds")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="after timing, measure each contender's peak memory of set-up plus one epoch in a "
+                             "fresh child process (default on; --no-memory skips it)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also cProfile one extra xpmlp epoch and print its top N functions")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON (atomically)")
@@ -59,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig(hidden=list(args.hidden), batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
                        epochs=args.epochs, rounds=args.rounds, train_size=args.train_size, threads=args.threads,
-                       contenders=args.contenders, device=args.device, data=args.data, quick=args.quick,
+                       contenders=args.contenders, device=args.device, xpmlp_devices=args.xpmlp_devices,
+                       memory=args.memory, data=args.data, quick=args.quick,
                        warmup_steps=args.warmup_steps, seed=args.seed, profile=max(0, args.profile))
 
 

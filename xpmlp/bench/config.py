@@ -35,6 +35,8 @@ class BenchConfig:
     threads: int | None = None
     contenders: list[str] | None = None
     device: str = "auto"
+    xpmlp_devices: list[str] | None = None  # None: every usable fast backend (see lineup.xpmlp_backends)
+    memory: bool = True
     data: str = "fashion-mnist"
     quick: bool = False
     warmup_steps: int = 20
@@ -73,6 +75,9 @@ class BenchConfig:
             raise InputError(f"--dtype {self.dtype!r}: use float32 or float64")
         if self.data not in ("fashion-mnist", "generated"):
             raise InputError(f"--data {self.data!r}: use fashion-mnist (falls back to generated) or generated")
+        if self.xpmlp_devices is not None and not all(isinstance(spec, str) and spec.strip()
+                                                          for spec in self.xpmlp_devices):
+            raise InputError(f"--xpmlp-devices {self.xpmlp_devices!r}: give device specs, e.g. cpu,torch")
         if self.contenders is not None:
             unknown = [name for name in self.contenders if name not in CONTENDERS]
             if unknown or not self.contenders:

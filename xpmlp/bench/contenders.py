@@ -21,7 +21,7 @@ from ..backend import Backend, get_backend
 from ..errors import DeviceError
 from ..model import MLP
 from ..train import TrainConfig, Trainer, evaluate
-from .config import NUM_CLASSES, BenchConfig, BenchData
+from .config import LABELS, NUM_CLASSES, BenchConfig, BenchData
 
 TEST_CHUNK = 8192  # test samples per forward pass when scoring
 
@@ -35,16 +35,33 @@ class Unavailable(Exception):
 
 
 class Contender:
-    """One way of training the network. The driver times ``epoch`` between two ``sync`` calls."""
+    """One way of training the network. The driver times ``epoch`` between two ``sync`` calls.
 
-    key = ""
+    ``kind`` is what it is (a name of :data:`~xpmlp.bench.config.CONTENDERS`); ``key`` names its
+    result (the kind, or ``xpmlp:SPEC`` for xpmlp on a backend besides ``--device``);
+    ``origin_spec`` is the spec of the backend it was made with, so that a child process can make
+    the same contender again (:mod:`xpmlp.bench.memory`).
+    """
+
+    kind = ""
     device = "cpu"
 
-    def __init__(self, cfg: BenchConfig, data: BenchData) -> None:
+    def __init__(self, cfg: BenchConfig, data: BenchData, key: str | None = None) -> None:
         self.cfg, self.data = cfg, data
+        self.key = key or self.kind
+        self.origin_spec = "cpu"
         self.n = int(data.x_train.shape[0])
         self.warm_n = min(self.n, cfg.warmup_steps * cfg.batch_size)
         self.extra: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind]
+
+    @property
+    def title(self) -> str:
+        """The label, with the backend when the key says more than the kind: ``xpmlp (torch)``."""
+        return self.label if self.key == self.kind else f"{self.label} ({self.origin_spec})"
 
     def setup(self) -> None:
         """Build the model and move the data; raise :class:`Unavailable` when it cannot run."""
@@ -66,11 +83,12 @@ class Contender:
 class XpmlpContender(Contender):
     """xpmlp's public API: :class:`~xpmlp.model.MLP` trained by :class:`~xpmlp.train.Trainer`."""
 
-    key = "xpmlp"
+    kind = "xpmlp"
 
-    def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend) -> None:
-        super().__init__(cfg, data)
+    def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend, key: str | None = None) -> None:
+        super().__init__(cfg, data, key)
         self.backend = backend
+        self.origin_spec = backend.spec
         self.device = f"{backend.spec} ({backend.name})"
 
     def new_model(self) -> MLP:
@@ -145,10 +163,11 @@ def top_functions(stats: pstats.Stats, top: int) -> list[dict[str, Any]]:
 class TorchContender(Contender):
     """``nn.Sequential`` of Linear/ReLU and ``torch.optim.SGD``, on the hardware of xpmlp's backend."""
 
-    key = "torch"
+    kind = "torch"
 
     def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend) -> None:
         super().__init__(cfg, data)
+        self.origin_spec = backend.spec
         self.device = backend.torch_device()
         self.spec = f"torch:{self.device}" if backend.on_gpu else "torch"
 
@@ -214,7 +233,7 @@ class TorchContender(Contender):
 class SklearnContender(Contender):
     """``MLPClassifier`` with plain SGD, one ``partial_fit`` call per epoch, on float32 input. CPU only."""
 
-    key = "sklearn"
+    kind = "sklearn"
     device = "cpu"
 
     def setup(self) -> None:

@@ -70,11 +70,12 @@ def gemm_flops_per_sample(sizes: Sequence[int]) -> int:
 class GemmContender(Contender):
     """The matrix products of each training step alone, into preallocated outputs."""
 
-    key = "gemm"
+    kind = "gemm"
 
     def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend | None = None) -> None:
         super().__init__(cfg, data)
         self.backend = get_backend(backend or "cpu", cfg.dtype)
+        self.origin_spec = self.backend.spec
         on_gpu = self.backend.on_gpu
         self.device = library_label(self.backend) if on_gpu else f"{self.backend.spec} ({self.backend.name})"
 

@@ -29,6 +29,27 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages (None where the system does not say)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_note() -> str:
+    """A warning when other processes keep the CPU busy as a run starts ('' when the machine looks idle).
+
+    A loaded machine slows every contender, and multi-threaded BLAS most (its threads wait for
+    each other on every product); the 1-minute average also still counts what ran just before.
+    """
+    load, cores = load_average(), available_cores()
+    if load is None or load[0] <= 0.5 * cores:
+        return ""
+    return (f"the 1-minute load average was {load[0]:.1f} on {cores} core(s) as the run started: other processes "
+            "compete for the CPU and timings suffer, multi-threaded BLAS most (use an idle machine, or --threads 1)")
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
@@ -123,6 +144,7 @@ def machine_info(threads: int, gpu: str | None = None) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cores_available": available_cores(),
+        "load_average": load_average(),
         "threads": threads,
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),

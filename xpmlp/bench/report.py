@@ -18,8 +18,10 @@ RATIO_DEFINITION = ("xpmlp speed-up = median samples/s of xpmlp / median samples
                     "(> 1: xpmlp is faster)")
 PER_CONTENDER = ("samples_per_second", "seconds_per_epoch", "gflops", "test_acc")
 TABLE_HEADER = ("contender", "device", "s/epoch", "samples/s", "min-max samples/s", "GFLOP/s", "xpmlp speed-up",
-                "test acc")
-RIGHT_ALIGNED = {2, 3, 4, 5, 6, 7}
+                "test acc", "peak MiB")
+GPU_COLUMN = "GPU peak MiB"
+RIGHT_ALIGNED = {2, 3, 4, 5, 6, 7, 8, 9}
+MIB = 2**20
 
 
 def flops_per_epoch(cfg: BenchConfig, n_train: int) -> float:
@@ -45,6 +47,9 @@ def build_result(cfg: BenchConfig, backend: Backend, data: BenchData, contenders
         "ratio_definition": RATIO_DEFINITION,
         "contenders": contenders,
         "xpmlp_fraction_of_gemm": contenders["gemm"]["ratio"] if "gemm" in contenders else None,
+        "xpmlp_backends": [{"key": key, "device": res["device"], "status": res["status"]}
+                           for key, res in contenders.items() if res.get("kind") == "xpmlp"],
+        "xpmlp_fastest": _fastest_xpmlp(contenders),
         "gemm_ceiling": measured["gemm_ceiling"],
         "machine": measured["machine"],
         "profile": measured["profile"],
@@ -52,14 +57,36 @@ def build_result(cfg: BenchConfig, backend: Backend, data: BenchData, contenders
     }
 
 
+def _median(result: dict[str, Any] | None) -> float | None:
+    """The median samples/s of a contender that ran, else None."""
+    if not result or result["status"] != "ok":
+        return None
+    return (result.get("samples_per_second") or {}).get("median")
+
+
 def _add_ratios(contenders: dict[str, dict[str, Any]]) -> None:
-    """Each contender's ``ratio`` (xpmlp's median samples/s over its own); absent numbers become None."""
-    base = contenders.get("xpmlp", {}).get("samples_per_second", {}).get("median")
+    """Each contender's ``ratio`` (xpmlp's median samples/s over its own), each xpmlp row's
+    ``fraction_of_gemm`` (its median over GEMM-only's); absent numbers become None."""
+    base, gemm = _median(contenders.get("xpmlp")), _median(contenders.get("gemm"))
     for result in contenders.values():
-        median = result.get("samples_per_second", {}).get("median") if result["status"] == "ok" else None
+        median = _median(result)
         result["ratio"] = base / median if (base and median) else None
+        if result.get("kind") == "xpmlp":
+            result["fraction_of_gemm"] = median / gemm if (median and gemm) else None
         for key in PER_CONTENDER:
             result.setdefault(key, None)
+        result.setdefault("memory", None)
+
+
+def _fastest_xpmlp(contenders: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The xpmlp backend with the highest median samples/s, and how many times each other one's rate it has."""
+    rates = {key: _median(res) for key, res in contenders.items() if res.get("kind") == "xpmlp"}
+    rates = {key: rate for key, rate in rates.items() if rate}
+    if not rates:
+        return None
+    best = max(rates, key=lambda key: rates[key])
+    return {"key": best, "device": contenders[best]["device"], "samples_per_second": rates[best],
+            "speedup_over": {key: rates[best] / rate for key, rate in rates.items() if key != best}}
 
 
 def write_json(path: str | os.PathLike[str], result: dict[str, Any]) -> None:
@@ -76,7 +103,8 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [*_header_lines(result), "", *_table_lines(result["contenders"]), "",
              "xpmlp speed-up = xpmlp samples/s / contender samples/s (medians): > 1 means xpmlp is faster.",
              "GFLOP/s = 6 x parameters x samples / seconds (the same formula for every row).",
-             *_outcome_lines(result), *_machine_lines(result["machine"]),
+             *_outcome_lines(result), *_fastest_lines(result), *_memory_lines(result["contenders"]),
+             *_machine_lines(result["machine"]),
              *(f"note: {note}" for note in result["notes"]), *_profile_lines(result.get("profile"))]
     return "\n".join(lines)
 
@@ -101,19 +129,38 @@ def _format(value: Any, spec: str, none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
 
-def _table_row(result: dict[str, Any]) -> tuple[str, ...]:
+def _title(result: dict[str, Any]) -> str:
+    """The label, with the device for xpmlp on a backend besides ``--device``."""
+    name = result["name"]
+    return result["label"] if name == result.get("kind", name) else f"{result['label']} ({name.split(':', 1)[-1]})"
+
+
+def _memory_cells(result: dict[str, Any], gpu: bool) -> tuple[str, ...]:
+    memory = result.get("memory") or {}
+    ok = memory.get("status") == "ok"
+    cells = (f"{memory['peak_bytes'] / MIB:,.0f}" if ok else "-",)
+    if gpu:
+        device = memory.get("device") if ok else None
+        cells += (f"{device['peak_bytes'] / MIB:,.0f}" if device else "-",)
+    return cells
+
+
+def _table_row(result: dict[str, Any], gpu: bool) -> tuple[str, ...]:
     if result["status"] != "ok":  # spans the numeric columns; the reason is in a line below the table
         return (result["label"], result["device"], result["status"])
     speed = result["samples_per_second"]
     ratio = result["ratio"]
     return (result["label"], result["device"], f"{result['seconds_per_epoch']:.4g}", f"{speed['median']:,.0f}",
             f"{speed['min']:,.0f}-{speed['max']:,.0f}", f"{result['gflops']:.1f}",
-            _format(ratio, ".2f") + ("x" if ratio is not None else ""), _format(result["test_acc"], ".4f"))
+            _format(ratio, ".2f") + ("x" if ratio is not None else ""), _format(result["test_acc"], ".4f"),
+            *_memory_cells(result, gpu))
 
 
 def _table_lines(contenders: dict[str, dict[str, Any]]) -> list[str]:
-    rows: list[Sequence[str]] = [TABLE_HEADER, *(_table_row(result) for result in contenders.values())]
-    full = len(TABLE_HEADER)
+    gpu = any(((res.get("memory") or {}).get("device")) for res in contenders.values())
+    header = (*TABLE_HEADER, GPU_COLUMN) if gpu else TABLE_HEADER
+    rows: list[Sequence[str]] = [header, *(_table_row(result, gpu) for result in contenders.values())]
+    full = len(header)
     widths = [max(len(row[col]) for row in rows if col < 2 or len(row) == full) for col in range(full)]
 
     def line(row: Sequence[str]) -> str:
@@ -121,16 +168,43 @@ def _table_lines(contenders: dict[str, dict[str, Any]]) -> list[str]:
             return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]), *row[2:]])
         return "  ".join(cell.rjust(width) if col in RIGHT_ALIGNED else cell.ljust(width)
                          for col, (cell, width) in enumerate(zip(row, widths, strict=True)))
-    return [line(TABLE_HEADER), "  ".join("-" * width for width in widths), *(line(row) for row in rows[1:])]
+    return [line(header), "  ".join("-" * width for width in widths), *(line(row) for row in rows[1:])]
+
+
+def _fastest_lines(result: dict[str, Any]) -> list[str]:
+    fastest, contenders = result.get("xpmlp_fastest"), result["contenders"]
+    if not fastest:
+        return []
+    others = ", ".join(f"{ratio:.2f}x xpmlp on {contenders[key]['device']}"
+                       for key, ratio in fastest["speedup_over"].items())
+    return [f"fastest xpmlp backend here: {fastest['device']}, {fastest['samples_per_second']:,.0f} samples/s"
+            + (f" ({others})" if others else " (the only one that ran)")]
+
+
+def _memory_lines(contenders: dict[str, dict[str, Any]]) -> list[str]:
+    """What the peak-memory column means, each contender's epoch working memory, and any failure."""
+    measured = {key: res["memory"] for key, res in contenders.items()
+                if (res.get("memory") or {}).get("status") == "ok"}
+    lines = [f"memory of {_title(res)} not measured: {res['memory'].get('status')}: {res['memory'].get('reason')}"
+             for res in contenders.values() if res.get("memory") and res["memory"].get("status") != "ok"]
+    if not measured:
+        return lines
+    method = next(iter(measured.values()))["method"]
+    work = ", ".join(f"{_title(contenders[key])} {memory['epoch_bytes'] / MIB:,.1f}"
+                     for key, memory in measured.items())
+    return [f"peak MiB = resident memory a fresh process adds to the loaded data while setting the contender up "
+            f"and training one epoch ({'VmHWM' if method == 'vmhwm' else 'RSS sampled every ms'}; "
+            "see xpmlp/bench/memory.py)", f"  of it, one epoch's working memory (MiB): {work}", *lines]
 
 
 def _outcome_lines(result: dict[str, Any]) -> list[str]:
     """Why a contender did not run, xpmlp's share of the GEMM ceiling, the GEMM rates."""
-    lines = [f"{res['label']}: {res['status']}: {res['reason']}"
+    lines = [f"{_title(res)}: {res['status']}: {res['reason']}"
              for res in result["contenders"].values() if res["status"] != "ok"]
-    if result["xpmlp_fraction_of_gemm"] is not None:
-        lines.append(f"xpmlp reaches {100 * result['xpmlp_fraction_of_gemm']:.0f}% of the GEMM-only ceiling "
-                     "(its matrix products alone).")
+    shares = [f"{100 * res['fraction_of_gemm']:.0f}% on {res['device']}" for res in result["contenders"].values()
+              if res.get("kind") == "xpmlp" and res.get("fraction_of_gemm") is not None]
+    if shares:
+        lines.append(f"xpmlp reaches {', '.join(shares)} of the GEMM-only ceiling (its matrix products alone).")
     for where, ceiling in result["gemm_ceiling"].items():
         shapes = ", ".join(f"{shape['m']}x{shape['k']} @ {shape['k']}x{shape['n']}: {shape['gflops']:.1f}"
                            for shape in ceiling["shapes"])
@@ -159,7 +233,9 @@ def _machine_lines(machine: dict[str, Any]) -> list[str]:
     env = ", ".join(f"{name}={machine['env'][name] if machine['env'][name] is not None else '(unset)'}"
                     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version is not None)
-    return [f"CPU: {machine['cpu_model']} ({machine['cores_available']} cores available)"
+    load = machine.get("load_average")
+    return [f"CPU: {machine['cpu_model']} ({machine['cores_available']} cores available"
+            + (f"; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end)" if load else ")")
             + (f"; GPU: {machine['gpu']}" if machine.get("gpu") else ""),
             f"BLAS numpy: {_blas_line(blas.get('numpy', []))}",
             torch_line,

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import Backend, get_backend
-from .config import CONTENDERS, LABELS, BenchConfig, BenchData, Log, load_data
-from .contenders import Contender, SklearnContender, TorchContender, Unavailable, XpmlpContender
-from .gemm import GemmContender, gemm_backend_for, measure_gemm_rates
-from .machine import ThreadLimit, gpu_name, machine_info
+from .config import BenchConfig, BenchData, Log, load_data
+from .contenders import Contender, Unavailable, XpmlpContender
+from .gemm import measure_gemm_rates
+from .lineup import default_contenders, lineup, xpmlp_backends
+from .machine import ThreadLimit, gpu_name, load_note, machine_info
+from .memory import MIB, measure_in_child
 from .report import build_result, flops_per_epoch
 
 
@@ -23,41 +25,32 @@ def run_benchmark(cfg: BenchConfig, log: Log = print) -> dict[str, Any]:
     if backend.note:
         log(backend.note)
     names = cfg.contenders or default_contenders(backend)
+    xpmlp = xpmlp_backends(backend, cfg.xpmlp_devices) if "xpmlp" in names else []
+    busy = load_note()
     data = load_data(cfg, log)
     race = Race(cfg, data, log)
+    if busy:
+        log(f"warning: {busy}")
+        race.notes.append(busy)
     # torch's threads matter when it is a contender or already loaded (a torch backend)
     limit_torch = "torch" in names or "torch" in sys.modules
     with ThreadLimit(cfg.threads, limit_torch) as limit, backend.context():
         if limit.note:
             race.notes.append(limit.note)
-        for name in names:
-            race.set_up(make_contender(name, cfg, data, backend))
+        for contender in lineup(cfg, data, names, backend, xpmlp):
+            race.set_up(contender)
         race.warm_up()
         race.score(race.time_rounds())
-        xpmlp, profile = race.running("xpmlp"), None
-        if isinstance(xpmlp, XpmlpContender):
-            race.measure_input_check(xpmlp)
-            if cfg.profile:
-                profile = xpmlp.profile_epoch(cfg.profile)
+        race.measure_input_checks()
+        primary, profile = race.running("xpmlp"), None
+        if isinstance(primary, XpmlpContender) and cfg.profile:
+            profile = primary.profile_epoch(cfg.profile)
+        gpu = next((gpu_name(each) for each in [backend, *xpmlp] if each.on_gpu), None)
         measured = {"gemm_ceiling": gemm_ceilings(cfg, backend), "profile": profile,
-                    "machine": machine_info(cfg.threads, gpu_name(backend))}
+                    "machine": machine_info(cfg.threads, gpu)}
+    if cfg.memory:
+        race.measure_memory()
     return build_result(cfg, backend, data, race.results, measured, race.notes)
-
-
-def default_contenders(backend: Backend) -> list[str]:
-    """Every contender on the CPU; on a GPU, those that can run there (not scikit-learn)."""
-    return ["xpmlp", "torch", "gemm"] if backend.on_gpu else list(CONTENDERS)
-
-
-def make_contender(name: str, cfg: BenchConfig, data: BenchData, backend: Backend) -> Contender:
-    """The contender ``name`` on the hardware of xpmlp's ``backend``."""
-    makers: dict[str, Callable[[], Contender]] = {
-        "xpmlp": lambda: XpmlpContender(cfg, data, backend),
-        "torch": lambda: TorchContender(cfg, data, backend),
-        "sklearn": lambda: SklearnContender(cfg, data),
-        "gemm": lambda: GemmContender(cfg, data, gemm_backend_for(backend)),
-    }
-    return makers[name]()
 
 
 def gemm_ceilings(cfg: BenchConfig, backend: Backend) -> dict[str, Any]:
@@ -80,7 +73,7 @@ class Race:
     """The contenders of one run: their results, the ones still running, the notes for the report.
 
     A contender that raises is reported (status "error", the stage and the exception) and leaves
-    the race; the others go on.
+    the race; the others go on. ``log`` gets the progress lines.
     """
 
     def __init__(self, cfg: BenchConfig, data: BenchData, log: Log) -> None:
@@ -88,6 +81,7 @@ class Race:
         self.n_train = int(data.x_train.shape[0])
         self.results: dict[str, dict[str, Any]] = {}
         self.active: list[Contender] = []
+        self.ran: list[Contender] = []  # every contender set up, in race order
         self.notes: list[str] = []
 
     def running(self, key: str) -> Contender | None:
@@ -95,7 +89,7 @@ class Race:
 
     def _fail(self, contender: Contender, stage: str, exc: BaseException) -> None:
         self.results[contender.key].update(status="error", reason=f"{stage}: {type(exc).__name__}: {exc}")
-        self.log(f"error: {LABELS[contender.key]} failed during {stage}: {type(exc).__name__}: {exc}")
+        self.log(f"error: {contender.title} failed during {stage}: {type(exc).__name__}: {exc}")
         self.active.remove(contender)
 
     def _attempt(self, contender: Contender, stage: str, action: Callable[..., Any], *args: Any) -> bool:
@@ -109,15 +103,15 @@ class Race:
 
     def set_up(self, contender: Contender) -> None:
         """Set ``contender`` up; one that cannot run here is reported and stays out."""
-        label = LABELS[contender.key]
-        self.results[contender.key] = {"name": contender.key, "label": label, "device": contender.device,
-                                       "status": "ok", "reason": ""}
+        self.results[contender.key] = {"name": contender.key, "kind": contender.kind, "label": contender.label,
+                                       "device": contender.device, "status": "ok", "reason": ""}
         self.active.append(contender)
+        self.ran.append(contender)
         try:
             contender.setup()
         except Unavailable as exc:
             self.results[contender.key].update(status=exc.status, reason=exc.reason)
-            self.log(f"{label}: {exc.status} ({exc.reason})")
+            self.log(f"{contender.title}: {exc.status} ({exc.reason})")
             self.active.remove(contender)
         except Exception as exc:  # report the contender, keep the benchmark running
             self._fail(contender, "setup", exc)
@@ -142,7 +136,7 @@ class Race:
         """Seconds per epoch of every contender, interleaved: A B C, A B C, ... for ``cfg.rounds`` rounds."""
         cfg = self.cfg
         seconds: dict[str, list[float]] = {contender.key: [] for contender in self.active}
-        self.log(f"timing {', '.join(LABELS[contender.key] for contender in self.active)}: {cfg.rounds} rounds x "
+        self.log(f"timing {', '.join(contender.title for contender in self.active)}: {cfg.rounds} rounds x "
                  f"{cfg.epochs} epoch(s) of {self.n_train:,} samples each, interleaved")
         for round_index in range(1, cfg.rounds + 1):
             for contender in list(self.active):
@@ -151,28 +145,47 @@ class Race:
                                          seconds[contender.key]):
                         break
             self.log(f"round {round_index}/{cfg.rounds}: " + ", ".join(
-                f"{LABELS[contender.key]} {seconds[contender.key][-1]:.3f}s"
+                f"{contender.title} {seconds[contender.key][-1]:.3f}s"
                 for contender in self.active if seconds[contender.key]))
         return seconds
 
-    def score(self, seconds: dict[str, list[float]]) -> None:
-        """Test accuracy and speed statistics of every contender still running."""
+    def score(self, seconds: dict[str, list[float]], accuracy: bool = True) -> None:
+        """Speed statistics and (with ``accuracy``) the test accuracy of every contender still running."""
         for contender in list(self.active):
-            self._attempt(contender, "test evaluation", self._score_one, contender, seconds[contender.key])
+            self._attempt(contender, "test evaluation", self._score_one, contender, seconds[contender.key], accuracy)
 
-    def _score_one(self, contender: Contender, times: list[float]) -> None:
-        accuracy = contender.test_accuracy()
+    def _score_one(self, contender: Contender, times: list[float], accuracy: bool) -> None:
         speed = summary([self.n_train / elapsed for elapsed in times])
         gflops = flops_per_epoch(self.cfg, self.n_train) / 1e9 * speed["median"] / self.n_train
         self.results[contender.key].update(
             samples_per_second=speed, seconds_per_epoch=statistics.median(times), seconds_per_epoch_all=times,
-            gflops=gflops, epochs_trained=len(times), test_acc=accuracy, **contender.extra)
+            gflops=gflops, epochs_trained=len(times), test_acc=contender.test_accuracy() if accuracy else None,
+            **contender.extra)
 
-    def measure_input_check(self, xpmlp: XpmlpContender) -> None:
-        """How much of an xpmlp epoch ``Trainer.fit``'s re-check of its inputs takes: a number and a note."""
-        check = xpmlp.measure_input_check()
-        per_epoch = self.results["xpmlp"]["seconds_per_epoch"]
-        self.results["xpmlp"].update(input_check_seconds=check, input_check_share=check / per_epoch)
-        self.notes.append(f"Trainer.fit re-checks its inputs (NaN scan, label range) on every call: "
-                          f"{check * 1e3:.1f} ms = {100 * check / per_epoch:.1f}% of an xpmlp epoch (timed, "
-                          f"as users run it)")
+    def measure_input_checks(self) -> None:
+        """How much of an xpmlp epoch ``Trainer.fit``'s re-check of its inputs takes: numbers, and a note."""
+        shares = []
+        for xpmlp in [contender for contender in self.active if isinstance(contender, XpmlpContender)]:
+            check = xpmlp.measure_input_check()
+            per_epoch = self.results[xpmlp.key]["seconds_per_epoch"]
+            self.results[xpmlp.key].update(input_check_seconds=check, input_check_share=check / per_epoch)
+            shares.append(f"{check * 1e3:.1f} ms = {100 * check / per_epoch:.1f}% of an epoch on {xpmlp.device}")
+        if shares:
+            self.notes.append("Trainer.fit re-checks its inputs (NaN scan, label range) on every call: "
+                              f"{'; '.join(shares)} (timed, as users run it)")
+
+    def measure_memory(self) -> None:
+        """Each contender that ran, again in a fresh child process: its peak memory (``memory.py``)."""
+        for contender in self.ran:
+            result = self.results[contender.key]
+            if result["status"] != "ok":
+                result["memory"] = None
+                continue
+            self.log(f"memory: {contender.title} in a child process ...")
+            timeout = 120 + 10 * result["seconds_per_epoch"]
+            memory = result["memory"] = measure_in_child(self.cfg, contender.kind, contender.origin_spec, timeout)
+            if memory.get("status") == "ok":
+                self.log(f"memory: {contender.title} peak {memory['peak_bytes'] / MIB:,.1f} MiB "
+                         f"(set-up {memory['setup_bytes'] / MIB:,.1f}, epoch {memory['epoch_bytes'] / MIB:,.1f})")
+            else:
+                self.log(f"memory: {contender.title}: {memory.get('status')}: {memory.get('reason')}")
