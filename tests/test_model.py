@@ -404,7 +404,7 @@ def test_same_seed_same_model_and_different_seed_differs():
 def test_config_and_repr():
     model = MLP([4, 3, 2], activation="tanh", backend="cpu", dtype="float64", seed=9, init="xavier")
     assert model.config() == {"sizes": [4, 3, 2], "activation": "tanh", "init": "xavier", "dtype": "float64",
-                              "seed": 9, "activation_kwargs": {}}
+                              "seed": 9, "dropout": 0.0, "activation_kwargs": {}}
     assert model.num_classes == 2
     assert "[4, 3, 2]" in repr(model) and "'tanh'" in repr(model)
 

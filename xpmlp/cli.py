@@ -43,6 +43,8 @@ def check_run_config(cfg: dict[str, Any]) -> None:
     train_config(cfg).validate()
     get_backend(cfg["device"], cfg["dtype"])
     get_activation(cfg["activation"], get_backend("cpu"))
+    if not (isinstance(cfg["dropout"], (int, float)) and 0.0 <= cfg["dropout"] < 1.0):
+        raise XpmlpError(f"--dropout {cfg['dropout']!r} must be in [0, 1), e.g. 0.2 (0 turns it off)")
     init_std(cfg["init"], 1, 1)
     make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)

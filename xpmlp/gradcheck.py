@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import Backend, get_backend, host_rng
-from .layers import ACTIVATIONS, Layer, Linear, get_activation
+from .layers import ACTIVATIONS, Dropout, Layer, Linear, get_activation
 from .losses import softmax_cross_entropy
 from .model import MLP
 
@@ -161,6 +161,9 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
     for name in names:
         layer = get_activation(name, backend)
         rows.append((name, check_layer(layer, _kink_free_input(backend, (4, 6), seed), seed=seed)))
+    dropout = Dropout(backend, 0.3)
+    dropout.fix_mask(backend.asarray(backend.rng(seed + 4).random((4, 6)) >= 0.3))
+    rows.append(("dropout (fixed mask)", check_layer(dropout, _kink_free_input(backend, (4, 6), seed), seed=seed)))
     for name in names:
         model = MLP([6, 8, 7, 4], activation=name, backend=backend, dtype="float64", seed=seed)
         X = _kink_free_input(backend, (5, 6), seed + 2)

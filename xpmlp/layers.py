@@ -287,6 +287,46 @@ class GELU(Layer):
         return dout * (0.5 * (1.0 + t) + (0.5 * x) * ((1.0 - t * t) * du))
 
 
+class Dropout(Layer):
+    """Inverted dropout: out = x · m / (1 − p) while training, m ~ Bernoulli(1 − p); out = x at evaluation.
+
+    dx = dout · m / (1 − p). The mask is drawn on the device from ``random`` (a seeded
+    ``DeviceRandom``: no host transfer per step, and its state resumes exactly); ``fix_mask``
+    pins a mask (and applies it at evaluation too), which the gradient check uses.
+    """
+
+    def __init__(self, backend: Backend, p: float, random: Any = None) -> None:
+        super().__init__(backend)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise InputError(f"dropout probability {p!r} must be in [0, 1), e.g. --dropout 0.2 (0 turns it off)")
+        self.p = float(p)
+        self.random = random if random is not None else backend.device_random(0)
+        self.mask: Array = None  # m / (1 − p) of the last training forward
+        self.fixed: Array = None
+
+    def fix_mask(self, keep: Array) -> None:
+        """Use this boolean mask for every forward (train or not) from now on."""
+        self.fixed = self.xp.astype(keep, self.backend.float_dtype()) * (1.0 / (1.0 - self.p))
+
+    def forward(self, x, train=True):
+        if self.fixed is not None:
+            scaled_mask = self.fixed
+        elif not train or self.p == 0.0:
+            return x
+        else:
+            keep = self.random.uniform(tuple(x.shape), dtype=str(self.backend.dtype)) >= self.p
+            scaled_mask = self.xp.astype(keep, x.dtype) * (1.0 / (1.0 - self.p))
+        if train:
+            self.mask = scaled_mask
+        return x * scaled_mask
+
+    def backward(self, dout):
+        return dout * self.mask if self.p or self.fixed is not None else dout
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
 ACTIVATIONS: dict[str, type[Layer]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,

@@ -9,7 +9,7 @@ from typing import Any
 
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
-from .layers import Layer, Linear, get_activation
+from .layers import Dropout, Layer, Linear, get_activation
 from .losses import l2_penalty, softmax_cross_entropy
 
 Array = Any
@@ -67,10 +67,12 @@ class MLP:
         seed: seed of the host generator that draws the initial weights; the same seed gives
             bit-identical weights on every backend.
         init: ``"he"`` (default), ``"xavier"`` or ``"std:S"`` (fixed standard deviation S).
+        dropout: probability of dropping a hidden unit while training (inverted dropout after each
+            hidden activation; 0 = none). Masks come from ``self.random`` on the device.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", backend: Backend | str = "auto",
-                 dtype: str = "float32", seed: int | None = 0, init: str | float = "he",
+                 dtype: str = "float32", seed: int | None = 0, init: str | float = "he", dropout: float = 0.0,
                  **activation_kwargs: Any) -> None:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
@@ -83,6 +85,11 @@ class MLP:
         self.activation_kwargs = activation_kwargs
         get_activation(activation, self.backend, **activation_kwargs)  # a typo fails here even with no hidden layer
         rng = self.backend.rng(seed)
+        # the dropout masks' source: seeded from the model's seed, on the device, one state for all layers
+        self.random = self.backend.device_random(0 if seed is None else seed)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise InputError(f"dropout {dropout!r} must be a number in [0, 1), e.g. 0.2 (0 turns it off)")
+        self.dropout = float(dropout)
         layers: list[Layer] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             if i:
@@ -90,6 +97,8 @@ class MLP:
                 if hasattr(act, "inplace"):
                     act.inplace = True  # its input and gradient are fresh arrays no one else holds
                 layers.append(act)
+                if dropout:
+                    layers.append(Dropout(self.backend, dropout, self.random))
             layers.append(Linear(fan_in, fan_out, self.backend, init=init, rng=rng))
         layers[0].input_grad = False
         self.net = Sequential(layers)
@@ -117,8 +126,8 @@ class MLP:
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model (weights aside), JSON-serialisable."""
-        return {"sizes": self.sizes, "activation": self.activation, "init": self.init,
-                "dtype": self.dtype, "seed": self.seed, "activation_kwargs": dict(self.activation_kwargs)}
+        return {"sizes": self.sizes, "activation": self.activation, "init": self.init, "dtype": self.dtype,
+                "seed": self.seed, "dropout": self.dropout, "activation_kwargs": dict(self.activation_kwargs)}
 
     # -- input checks --------------------------------------------------------
     def _on_backend(self, a: Any, what: str) -> Array:
@@ -358,7 +367,8 @@ class MLP:
     def from_config(cls, config: dict[str, Any], backend: Backend | str = "auto", dtype: str | None = None) -> MLP:
         """Rebuild a model from ``config()`` (initial weights of its seed) on ``backend``."""
         return cls(config["sizes"], config["activation"], backend=backend, dtype=dtype or config["dtype"],
-                   seed=config["seed"], init=config["init"], **config.get("activation_kwargs", {}))
+                   seed=config["seed"], init=config["init"], dropout=config.get("dropout", 0.0),
+                   **config.get("activation_kwargs", {}))
 
     def to(self, backend: Backend | str, dtype: str | None = None) -> MLP:
         """A copy of this model on another backend (and optionally dtype), with the same weights."""

@@ -273,7 +273,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
 def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, say: Callable[[str], None],
                    progress: str) -> Trainer:
     sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]
-    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"])
+    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"],
+                dropout=cfg["dropout"])
     return Trainer(model, train_config(cfg), log=say, progress=progress,
                    on_checkpoint=_Checkpointer(out, cfg, prepared))
 

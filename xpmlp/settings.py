@@ -35,6 +35,9 @@ class RunSettings:
     activation: str = field(default="relu", metadata=cli("relu | leaky_relu[:SLOPE] | sigmoid | tanh | swish | "
                                                          "selu | elu | gelu"))
     init: str = field(default="he", metadata=cli("he | xavier | std:S"))
+    dropout: float = field(default=0.0, metadata=cli("probability of dropping a hidden unit while training "
+                                                     "(inverted dropout after each hidden activation)",
+                                                     type="number", metavar="P"))
     val_size: int | None = field(default=None, metadata=cli("validation examples (default 5000; cifar10 1000)",
                                                             type="int"))
     subset: int | None = field(default=None, metadata=cli("keep N class-balanced training images (the "

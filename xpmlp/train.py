@@ -267,7 +267,8 @@ class Trainer:
         """JSON-able trainer state (the arrays go separately: model, optimizer, best)."""
         return {"step": self.step, "samples_seen": self.samples_seen, "best_value": self.best_value,
                 "bad_evals": self.bad_evals, "train_seconds": self.train_seconds, "history": self.history.to_dict(),
-                "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"}}
+                "rng": {"seed": self.config.seed, "scheme": "host_rng([seed, regime, block])"},
+                "dropout_random": self.model.random.state()}
 
     @on_device
     def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
@@ -277,6 +278,8 @@ class Trainer:
         self.bad_evals = int(state.get("bad_evals", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.history = History.from_dict(state["history"])
+        if "dropout_random" in state:  # the masks go on where they stopped: a resumed run draws the same ones
+            self.model.random.load_state(state["dropout_random"])
         if best:
             self.best_state = {k: self.model.backend.asarray(v) for k, v in best.items()}
 

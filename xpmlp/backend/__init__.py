@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeviceError, InputError
-from .base import FLOAT_DTYPES, Backend, check_dtype, host_rng, on_device
+from .base import FLOAT_DTYPES, Backend, DeviceRandom, check_dtype, host_rng, on_device
 from .cpu import NumpyBackend, StrictBackend
 from .gpu import CupyBackend, TorchBackend
 from .probes import clear_probes, probe_cupy, probe_strict, probe_torch
 
 __all__ = [
-    "FLOAT_DTYPES", "SPEC_HELP", "Backend", "NumpyBackend", "StrictBackend", "TorchBackend", "CupyBackend",
+    "FLOAT_DTYPES", "SPEC_HELP", "Backend", "DeviceRandom",
+    "NumpyBackend", "StrictBackend", "TorchBackend", "CupyBackend",
     "get_backend", "check_dtype", "host_rng", "on_device", "to_numpy", "describe_devices", "available_specs",
     "backend_unavailable", "clear_probes", "is_device_array",
 ]

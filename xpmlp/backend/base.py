@@ -60,6 +60,37 @@ def host_copy(a: Any, dtype: str | None, default: str) -> np.ndarray:
     raise TypeError(f"cannot move an array of dtype {host.dtype} to a device; use a number dtype")
 
 
+def mixed_seed(key: tuple[int, int]) -> int:
+    """A 63-bit seed for a library's own generator from (seed, draw): distinct keys, unrelated streams."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class DeviceRandom:
+    """Random numbers drawn on a backend's device, one draw after another, resumable exactly.
+
+    Draw k uses the key (seed, k), so the whole state is two integers: ``state()`` goes into a
+    checkpoint and ``load_state`` continues the same sequence. NumPy and array-api-strict give
+    the same numbers; PyTorch and CuPy draw from their own generators, so their numbers differ.
+    """
+
+    def __init__(self, backend: Backend, seed: int) -> None:
+        self.backend, self.seed, self.draws = backend, int(seed), 0
+
+    def uniform(self, shape: tuple[int, ...], dtype: str | None = None) -> Any:
+        out = self.backend.uniform(tuple(shape), (self.seed, self.draws), dtype)
+        self.draws += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"seed": self.seed, "draws": self.draws}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        seed, draws = state.get("seed"), state.get("draws")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (seed, draws)):
+            raise ValueError(f"random state {state!r} is not two counts (seed, draws); the checkpoint is damaged")
+        self.seed, self.draws = seed, draws
+
+
 def on_device(method: F) -> F:
     """Run a method of an object that has a ``backend`` attribute inside ``backend.context()``.
 
@@ -178,6 +209,20 @@ class Backend:
     def rng(self, seed: Any) -> np.random.Generator:
         """A host-side generator: every backend draws the same numbers for the same seed."""
         return host_rng(seed)
+
+    def uniform(self, shape: tuple[int, ...], key: tuple[int, int], dtype: str | None = None) -> Any:
+        """Uniform [0, 1) numbers of ``shape`` on the device, a pure function of ``key`` = (seed, draw).
+
+        The default draws with NumPy's generator on the host and moves the result (array-api-strict
+        shares NumPy's numbers, bit for bit); libraries with a generator of their own override it
+        and draw on the device, with no host-to-device transfer.
+        """
+        host = np.random.default_rng(list(key)).random(shape, dtype=np.dtype(check_dtype(dtype or self.dtype)))
+        return self.asarray(host, dtype=dtype)
+
+    def device_random(self, seed: int) -> DeviceRandom:
+        """A seeded source of per-step random numbers on this device (dropout masks)."""
+        return DeviceRandom(self, seed)
 
     # -- fast paths of the hot loop (the caller owns the argument; use the returned array) ---
     def relu_(self, x: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, check_dtype
 
 try:  # SciPy's BLAS wrappers give the fused GEMM update (C = αAᵀB + βC) in place; without SciPy, the default
     from scipy.linalg import blas as _scipy_blas
@@ -37,6 +37,9 @@ class NumpyBackend(Backend):
 
     def mask_(self, d: Any, keep: Any) -> Any:
         return np.multiply(d, keep, out=d)
+
+    def uniform(self, shape: tuple[int, ...], key: tuple[int, int], dtype: str | None = None) -> Any:
+        return np.random.default_rng(list(key)).random(shape, dtype=np.dtype(check_dtype(dtype or self.dtype)))
 
     def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
         gemm = _blas("gemm", C)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, check_dtype, mixed_seed
 
 
 class TorchBackend(Backend):
@@ -58,6 +58,11 @@ class TorchBackend(Backend):
 
     def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
         return y.add_(x, alpha=alpha)
+
+    def uniform(self, shape: tuple[int, ...], key: tuple[int, int], dtype: str | None = None) -> Any:
+        generator = self._torch.Generator(device=self.device)
+        generator.manual_seed(mixed_seed(key))
+        return self._torch.rand(shape, generator=generator, dtype=self.float_dtype(dtype), device=self.device)
 
     def torch_device(self) -> str:
         return str(self.device)
@@ -114,6 +119,11 @@ class CupyBackend(Backend):
     def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
         self._cupy.cublas.axpy(alpha, x.reshape(-1), y.reshape(-1))  # cuBLAS axpy takes vectors: flat views
         return y
+
+    def uniform(self, shape: tuple[int, ...], key: tuple[int, int], dtype: str | None = None) -> Any:
+        with self.context():  # cuRAND draws on the current device
+            state = self._cupy.random.RandomState(seed=mixed_seed(key))
+            return state.random_sample(shape, dtype=check_dtype(dtype or self.dtype))
 
     def torch_device(self) -> str:
         return f"cuda:{self.index}"
