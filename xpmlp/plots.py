@@ -196,21 +196,13 @@ def loss_figure(
     return fig
 
 
-def plot_loss(
-    histories: Any,
-    path: PathLike,
-    labels: Sequence[str] | None = None,
-    smooth: int | str | None = "auto",
-    title: str | None = "Training loss",
-    figsize: tuple[float, float] = (8.0, 5.0),
-    dpi: float = 100,
-    logy: bool = False,
-) -> Path:
+def plot_loss(histories: Any, path: PathLike, **options: Any) -> Path:
     """Plot training loss per iteration for one or several runs and write it to ``path``; returns the path.
 
-    ``smooth`` is ``"auto"`` (window from the run length), an integer window, or None for raw only.
+    ``options`` are ``loss_figure``'s: ``labels``, ``smooth`` (``"auto"``: a window from the run
+    length; an integer window; None for raw only), ``title``, ``figsize``, ``dpi``, ``logy``.
     """
-    return _save(loss_figure(histories, labels, smooth, title, figsize, dpi, logy), path)
+    return _save(loss_figure(histories, **options), path)
 
 
 # -- accuracy -----------------------------------------------------------------
@@ -280,20 +272,13 @@ def accuracy_figure(
     return fig
 
 
-def plot_accuracy(
-    histories: Any,
-    path: PathLike,
-    labels: Sequence[str] | None = None,
-    x: str = "auto",
-    title: str | None = "Accuracy",
-    figsize: tuple[float, float] = (8.0, 5.0),
-    dpi: float = 100,
-) -> Path:
+def plot_accuracy(histories: Any, path: PathLike, **options: Any) -> Path:
     """Plot train and validation accuracy per evaluation for one or several runs to ``path``; returns the path.
 
-    ``x`` is ``"iteration"``, ``"epoch"``, or ``"auto"`` (epoch when every run evaluated once per epoch).
+    ``options`` are ``accuracy_figure``'s: ``labels``, ``x`` (``"iteration"``, ``"epoch"``, or
+    ``"auto"``: epoch when every run evaluated once per epoch), ``title``, ``figsize``, ``dpi``.
     """
-    return _save(accuracy_figure(histories, labels, x, title, figsize, dpi), path)
+    return _save(accuracy_figure(histories, **options), path)
 
 
 # -- weight grid --------------------------------------------------------------
