@@ -12,200 +12,69 @@ Subcommands::
     missing-wheels DIR   print the wheels in DIR whose distribution is not installed
     unpack-wheels DEST WHEEL ...   unzip pure-Python wheels into DEST (when pip cannot install)
 
-Steps (names for --only/--skip): devices, pytest, gradcheck, parity, nosync, first-step, train, bench.
+Steps (names for --only/--skip): devices, pytest, gradcheck, parity, nosync, first-step, train, bench,
+fused. Each step's timeout is its own limit, cut to what is left of the budget less what the steps
+still to come keep back (``RESERVE``), so a slow step cannot starve the benchmarks at the end.
 Without a usable GPU every GPU step is skipped with its reason and the run exits 0; with
 ``--require-gpu yes`` (default ``auto``: yes when ``nvidia-smi`` lists a GPU and $CI is not set) a
 skipped GPU step is a failure. Exit status: 0 nothing failed, 1 a step failed, 2 bad arguments.
 
-This file imports only the standard library at the top: it must start even where xpmlp cannot.
+The record and the command runner are in ``gpu_check_runner.py``, the workers in
+``gpu_check_workers.py``, beside it. These files import only the standard library at the top: they
+must start even where xpmlp cannot.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
-import math
 import os
 import re
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import zipfile
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # loaded by path rather than run as a script (the tests): its modules beside it
+    sys.path.append(str(HERE))
+
+import gpu_check_workers as workers  # noqa: E402
+from gpu_check_runner import (  # noqa: E402
+    REPO,
+    Report,
+    Result,
+    Step,
+    failure_detail,
+    json_safe,
+    last_json_line,
+    last_line,
+    run_command,
+    summary_table,
+)
+
 SCHEMA = "xpmlp-gpu-check/1"
-STEPS = ("devices", "pytest", "gradcheck", "parity", "nosync", "first-step", "train", "bench")
+STEPS = ("devices", "pytest", "gradcheck", "parity", "nosync", "first-step", "train", "bench", "fused")
 GPU_SPECS = ("cuda", "torch:cuda")
 LIBRARY = {"cuda": "CuPy", "torch:cuda": "PyTorch"}
-TAIL = 4000  # characters of a step's output kept in the JSON (the whole output is in logs/)
 MIN_STEP_SECONDS = 15.0  # a step is not started with less of the budget left
+# seconds of the budget kept back for each group of GPU steps while an earlier group runs (with a usable GPU)
+RESERVE = {"gradcheck": 10, "parity": 10, "nosync": 10, "first-step": 20, "train": 25, "bench": 100, "fused": 40}
 MIN_TRAIN_ACC = 0.75  # 2 epochs of SGD on Fashion-MNIST reach about 0.83: far below, the GPU computes garbage
 EVAL_TOLERANCE = 0.005  # |test accuracy on the GPU - on the CPU| allowed for the same checkpoint
-CUPY_REQUIRED = ("get", "item", "__float__", "__int__", "__bool__")
-CUPY_OPTIONAL = ("tolist", "__complex__")
-
-
-# ---------------------------------------------------------------------------------------------
-# the record: one JSON file, rewritten atomically after every step
-# ---------------------------------------------------------------------------------------------
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by None (JSON never holds them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@dataclass
-class Step:
-    """One entry of gpu-check.json."""
-
-    step: str
-    status: str  # passed | failed | skipped
-    seconds: float = 0.0
-    detail: str = ""
-    output: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        entry = {"step": self.step, "status": self.status, "seconds": round(self.seconds, 3),
-                 "detail": self.detail}
-        if self.output:
-            entry["output"] = self.output[-TAIL:]
-        entry.update(self.extra)
-        return entry
-
-
-@dataclass
-class Report:
-    """The steps done so far, written to ``path`` after each one."""
-
-    path: Path
-    header: dict[str, Any]
-    steps: list[Step] = field(default_factory=list)
-    t0: float = field(default_factory=time.monotonic)
-
-    def add(self, step: Step) -> Step:
-        self.steps.append(step)
-        self.write(finished=False)
-        mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}[step.status]
-        print(f"[{time.monotonic() - self.t0:5.1f}s] {mark}: {step.step}: {step.detail}", flush=True)
-        return step
-
-    def counts(self) -> dict[str, int]:
-        c = Counter(s.status for s in self.steps)
-        return {k: c.get(k, 0) for k in ("passed", "failed", "skipped")}
-
-    def write(self, finished: bool) -> None:
-        data = dict(self.header, finished=finished, seconds=round(time.monotonic() - self.t0, 3),
-                    summary=self.counts(), steps=[s.to_json() for s in self.steps])
-        atomic_write_json(self.path, data)
-
-
-def summary_table(report: Report) -> str:
-    """The closing table: one line per step, details cut to fit a terminal."""
-    width = max([len(s.step) for s in report.steps] + [4])
-    lines = [f"{'step':<{width}}  status   seconds  detail", f"{'-' * width}  -------  -------  ------"]
-    for s in report.steps:
-        detail = s.detail if len(s.detail) <= 100 else s.detail[:97] + "..."
-        lines.append(f"{s.step:<{width}}  {s.status:<7}  {s.seconds:7.1f}  {detail}")
-    c = report.counts()
-    lines.append(f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
-                 f"in {time.monotonic() - report.t0:.1f}s; details in {report.path}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# running one command: its own timeout, the whole process group killed past it
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Result:
-    rc: int | None  # None: killed at the timeout
-    output: str
-    seconds: float
-
-
-def run_command(cmd: Sequence[str], timeout: float, log: Path | None = None,
-                env: dict[str, str] | None = None) -> Result:
-    """Run ``cmd`` in the repository root, stdout and stderr together; kill its group past ``timeout``."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(list(cmd), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=max(timeout, 1.0))
-        rc: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        rc = None
-    text = out.decode("utf-8", "replace")
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(f"$ {' '.join(cmd)}\n{text}\n[exit {rc if rc is not None else 'timeout'}]\n")
-    return Result(rc, text, time.monotonic() - t0)
-
-
-def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def failure_detail(res: Result, timeout: float) -> str:
-    if res.rc is None:
-        return f"timed out after {timeout:.0f}s: {last_line(res.output)}"
-    return f"exit {res.rc}: {last_line(res.output)}"
-
-
-def last_json_line(text: str) -> dict[str, Any] | None:
-    """The last line of ``text`` that parses as a JSON object (how the workers answer)."""
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                value = json.loads(line)
-                if isinstance(value, dict):
-                    return value
-    return None
+MIB = 2**20
+# the issue's targets, float32: xpmlp on CuPy (the bench's "xpmlp" row; the trainer fuses the SGD update into
+# the weight-gradient GEMM by default, so it is the fused path) over PyTorch CUDA, median samples/s
+BENCH_TARGETS = {128: (("xpmlp on CuPy", 0.8), ("fused path", 1.0)), 4096: (("xpmlp on CuPy", 0.95),)}
+VERDICT = {True: "met", False: "MISSED", None: "not measured"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +90,7 @@ class Context:
     only: set[str]
     unusable: dict[str, str] = field(default_factory=dict)  # spec -> why not usable ('' = usable)
     python: str = sys.executable
+    group: str = ""  # the group of STEPS running now
 
     def py(self, *args: str) -> list[str]:
         return [self.python, *args]
@@ -230,6 +100,13 @@ class Context:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def reserved(self) -> float:
+        """Seconds kept back for the groups of GPU steps after the current one (none without a GPU)."""
+        if self.group not in STEPS or not any(self.usable(s) for s in GPU_SPECS):
+            return 0.0
+        later = STEPS[STEPS.index(self.group) + 1:]
+        return float(sum(RESERVE.get(name, 0) for name in later if name in self.only))
 
     def log(self, name: str) -> Path:
         return self.out / "logs" / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") + ".log")
@@ -249,17 +126,21 @@ def skipped(ctx: Context, name: str, reason: str, gpu: bool = True) -> Step:
     return ctx.report.add(Step(name, "skipped", detail=reason))
 
 
-def timeout_for(ctx: Context, limit: float) -> float | None:
-    """The timeout a step gets: its own limit, cut to what is left of the budget (None: none left)."""
+def timeout_for(ctx: Context, limit: float, reserve: float = 0.0) -> float | None:
+    """The timeout a step gets (None: no budget left): its own limit, cut to what is left of the
+    budget less ``reserve`` (for later steps of its group) and what later groups keep back, but at
+    least ``MIN_STEP_SECONDS``."""
     left = ctx.remaining() - 2.0
-    return None if left < MIN_STEP_SECONDS else min(limit, left)
+    if left < MIN_STEP_SECONDS:
+        return None
+    return min(limit, left, max(MIN_STEP_SECONDS, left - reserve - ctx.reserved()))
 
 
 def run_step(ctx: Context, name: str, cmd: Sequence[str], limit: float,
              judge: Callable[[Result], tuple[bool, str, dict[str, Any]]],
-             gpu: bool = True, env: dict[str, str] | None = None) -> Step:
+             gpu: bool = True, env: dict[str, str] | None = None, reserve: float = 0.0) -> Step:
     """Run one command as step ``name`` and record what ``judge`` makes of its result."""
-    timeout = timeout_for(ctx, limit)
+    timeout = timeout_for(ctx, limit, reserve)
     if timeout is None:
         return skipped(ctx, name, f"out of the time budget ({ctx.remaining():.0f}s left)", gpu)
     res = run_command(cmd, timeout, ctx.log(name), env)
@@ -270,7 +151,8 @@ def run_step(ctx: Context, name: str, cmd: Sequence[str], limit: float,
             ok, detail, extra = judge(res)
         except Exception as exc:  # a judge that cannot read the result is a failed step, not a crash
             ok, detail, extra = False, f"could not read the result: {type(exc).__name__}: {exc}", {}
-    extra = {"command": " ".join(cmd), "exit": res.rc, "log": str(ctx.log(name)), **extra}
+    extra = {"command": " ".join(cmd), "exit": res.rc, "timeout_s": round(timeout, 1), "log": str(ctx.log(name)),
+             **extra}
     return ctx.report.add(Step(name, "passed" if ok else "failed", res.seconds, detail, res.output, extra))
 
 
@@ -324,8 +206,9 @@ def step_pytest(ctx: Context) -> None:
         why = "" if ok or res.rc != 0 else " (no GPU test ran)"
         return ok, last_line(res.output) + why, {"counts": counts}
 
-    cmd = ctx.py("-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider")
-    run_step(ctx, "pytest -m gpu", cmd, 240, judge)
+    # the whole suite, gpu-marked tests only (the cupy and torch-cuda params of the backend fixture)
+    cmd = ctx.py("-m", "pytest", "tests", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--durations=10")
+    run_step(ctx, "pytest -m gpu", cmd, 300, judge)
 
 
 def step_gradcheck(ctx: Context) -> None:
@@ -436,25 +319,64 @@ def step_evaluate(ctx: Context, checkpoint: Path, gpu_acc: float) -> None:
     run_step(ctx, "evaluate on cpu", cmd, 90, judge)
 
 
-def bench_judge(path: Path) -> Callable[[Result], tuple[bool, str, dict[str, Any]]]:
+def bench_row(result: dict[str, Any], base: float | None) -> dict[str, Any]:
+    """One contender of a bench JSON: median samples/s, its ratio to PyTorch CUDA's (``base``), peak memory."""
+    rate = (result.get("samples_per_second") or {}).get("median") if result.get("status") == "ok" else None
+    memory = result.get("memory") or {}
+    measured = memory.get("status") == "ok"
+    device = (memory.get("device") or {}) if measured else {}
+    return {"label": result.get("label"), "device": result.get("device"), "status": result.get("status"),
+            "reason": result.get("reason", ""), "samples_per_second": rate,
+            "ratio_vs_pytorch_cuda": rate / base if rate and base else None,
+            "peak_mib": memory["peak_bytes"] / MIB if measured else None,
+            "gpu_peak_mib": device["peak_bytes"] / MIB if device.get("peak_bytes") is not None else None,
+            "memory": memory or None}
+
+
+def bench_targets(batch: int, ratio: float | None) -> dict[str, dict[str, Any]]:
+    """The issue's targets at ``batch`` for xpmlp on CuPy's ratio to PyTorch CUDA (None: not measured)."""
+    return {name: {"min_ratio": need, "ratio": ratio, "met": None if ratio is None else ratio >= need}
+            for name, need in BENCH_TARGETS.get(batch, ())}
+
+
+def bench_words(key: str, row: dict[str, Any]) -> str:
+    title = f"{row['label'] or key} {row['device'] or ''}".strip()
+    if row["samples_per_second"] is None:
+        return f"{title} {row['status']}"
+    ratio = row["ratio_vs_pytorch_cuda"]
+    words = f"{title} {row['samples_per_second']:,.0f}/s" + (f" {ratio:.2f}x" if ratio and key != "torch" else "")
+    return words + (f" GPU {row['gpu_peak_mib']:,.0f} MiB" if row["gpu_peak_mib"] is not None else "")
+
+
+def bench_judge(path: Path, batch: int) -> Callable[[Result], tuple[bool, str, dict[str, Any]]]:
+    """Rows by key (``xpmlp``: CuPy, the base; ``xpmlp:SPEC``; ``torch``: PyTorch CUDA; ``gemm``), the targets.
+
+    The step fails when an xpmlp row did not run; a missed target is recorded, not a failure.
+    """
     def judge(res: Result) -> tuple[bool, str, dict[str, Any]]:
         if res.rc != 0 or not path.exists():
             return False, f"exit {res.rc}: {last_line(res.output)}", {}
         contenders = json.loads(path.read_text())["contenders"]
-        parts, rates = [], {}
-        for name, c in contenders.items():
-            rate = (c.get("samples_per_second") or {}).get("median")
-            rates[name] = rate
-            parts.append(f"{c.get('label', name)} {rate:,.0f}/s" if rate else f"{name} {c.get('status')}")
-        torch = contenders.get("torch", {}).get("ratio")
-        if torch:
-            parts.append(f"xpmlp/PyTorch {torch:.2f}x")
-        return True, ", ".join(parts), {"json": str(path), "samples_per_second": rates}
+        base = bench_row(contenders.get("torch") or {}, None)["samples_per_second"]
+        rows = {key: bench_row(result, base) for key, result in contenders.items()}
+        ratio = (rows.get("xpmlp") or {}).get("ratio_vs_pytorch_cuda")
+        targets = bench_targets(batch, ratio)
+        verdicts = ", ".join(f"{name} >= {t['min_ratio']:.2f}x: {VERDICT[t['met']]}" for name, t in targets.items())
+        broken = [f"{key} {row['status']}: {row['reason']}" for key, row in rows.items()
+                  if key.split(":", 1)[0] == "xpmlp" and row["status"] != "ok"]
+        head = f"xpmlp on CuPy {ratio:.2f}x PyTorch CUDA" if ratio else "xpmlp on CuPy vs PyTorch CUDA not measured"
+        table = ", ".join(bench_words(key, row) for key, row in rows.items())
+        detail = "; ".join([*broken, head, f"targets: {verdicts}", table])
+        extra = {"json": str(path), "rows": rows, "targets": targets,
+                 "samples_per_second": {key: row["samples_per_second"] for key, row in rows.items()}}
+        return "xpmlp" in rows and not broken, detail, extra
     return judge
 
 
 def step_bench(ctx: Context) -> None:
-    for batch, extra in ((128, []), (4096, ["--train-size", "49152"])):
+    """xpmlp on CuPy (the base row) and on torch:cuda against PyTorch CUDA, batch 128 and 4096, float32."""
+    specs = ",".join(s for s in GPU_SPECS if ctx.usable(s))
+    for batch, extra, reserve in ((128, [], RESERVE["bench"] / 2), (4096, ["--train-size", "49152"], 0.0)):
         name = f"bench cuda b{batch}"
         if not ctx.usable("cuda"):
             skipped(ctx, name, skip_reason("cuda", ctx.unusable["cuda"]))
@@ -462,216 +384,57 @@ def step_bench(ctx: Context) -> None:
         path = ctx.out / f"bench-cuda-b{batch}.json"
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        cmd = ctx.py("-m", "xpmlp", "bench", "--device", "cuda", "--batch-size", str(batch), "--dtype", "float32",
-                     "--quick", *extra, "--json", str(path))
-        run_step(ctx, name, cmd, 150, bench_judge(path))
+        cmd = ctx.py("-m", "xpmlp", "bench", "--device", "cuda", "--xpmlp-devices", specs, "--batch-size", str(batch),
+                     "--dtype", "float32", "--quick", *extra, "--json", str(path))
+        run_step(ctx, name, cmd, 240, bench_judge(path, batch), reserve=reserve)
+
+
+def fused_judge(res: Result) -> tuple[bool, str, dict[str, Any]]:
+    """The output of ``bench_variants.py fused``: median samples/s on and off, their ratio, the weights' difference."""
+    found = re.search(r"^ratio on/off: (\S+)", res.output, re.MULTILINE)
+    if res.rc != 0 or not found:
+        return False, f"exit {res.rc}: {last_line(res.output)}", {}
+    ratio = float(found.group(1))
+    rates = {state: float(rate.replace(",", "")) for state, rate in
+             re.findall(r"^fused (on|off)\s+median ([\d,.]+) samples/s", res.output, re.MULTILINE)}
+    diff = re.search(r"^largest weight difference: (\S+)", res.output, re.MULTILINE)
+    detail = f"fused update on/off {ratio:.3f}x"
+    if len(rates) == 2:
+        detail += f" ({rates['on']:,.0f} vs {rates['off']:,.0f} samples/s, batch 128)"
+    if diff:
+        detail += f"; largest weight difference {diff.group(1)}"
+    return True, detail, {"ratio_on_off": ratio, "samples_per_second": rates,
+                          "largest_weight_difference": float(diff.group(1)) if diff else None}
+
+
+def step_fused(ctx: Context) -> None:
+    """Interleaved epochs with the SGD update fused into the weight-gradient GEMM and without (Fashion-MNIST)."""
+    usable = [s for s in GPU_SPECS if ctx.usable(s)]
+    for spec in GPU_SPECS:
+        name = f"fused {spec}"
+        if spec not in usable:
+            skipped(ctx, name, skip_reason(spec, ctx.unusable[spec]))
+            continue
+        later = len(usable) - usable.index(spec) - 1
+        cmd = ctx.py(str(REPO / "scripts" / "bench_variants.py"), "fused", "--device", spec, "--rounds", "3")
+        run_step(ctx, name, cmd, 120, fused_judge, reserve=later * RESERVE["fused"] / 2)
 
 
 STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "devices": step_devices, "pytest": step_pytest, "gradcheck": step_gradcheck, "parity": step_parity,
     "nosync": step_nosync, "first-step": step_first_step, "train": step_train, "bench": step_bench,
+    "fused": step_fused,
 }
 
 
 # ---------------------------------------------------------------------------------------------
-# the workers: training steps on one GPU backend, in their own process
+# the workers (gpu_check_workers.py), run in their own process: the subcommands nosync and first-step
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Job:
-    """A model, its optimizer and device data, ready for ``steps`` steps without a host transfer."""
-
-    model: Any
-    opt: Any
-    X: Any
-    y: Any
-    idx: Any
-
-    def train(self, steps: int, start: int = 0) -> Any:
-        xp, loss = self.model.xp, None
-        for i in range(start, start + steps):
-            rows = self.idx[i % self.idx.shape[0]]
-            loss, grads = self.model.loss(xp.take(self.X, rows, axis=0), xp.take(self.y, rows, axis=0), 0.0,
-                                          check=False)
-            self.opt.step(self.model.params, grads)
-        return loss
-
-
-def make_job(spec: str, sizes: Sequence[int], steps: int, batch: int = 128, seed: int = 0) -> Job:
-    """A fresh float32 MLP on ``spec`` with random data and every batch's indices already on the device."""
-    import numpy as np
-
-    from xpmlp.model import MLP
-    from xpmlp.optim import make_optimizer
-
-    model = MLP(list(sizes), "relu", backend=spec, dtype="float32", seed=seed)
-    opt = make_optimizer("sgd", 0.1, backend=model.backend)
-    rng = np.random.default_rng(seed)
-    n = 4096
-    with model.backend.context():
-        X = model.backend.asarray(rng.standard_normal((n, sizes[0])).astype(np.float32))
-        y = model.backend.asarray(rng.integers(0, sizes[-1], n))
-        idx = model.backend.asarray(rng.integers(0, n, (steps, batch)))
-        model.backend.synchronize()
-    return Job(model, opt, X, y, idx)
-
-
-class CallCounter:
-    """Counts calls of named methods of a class while active: patched on the class, restored after.
-
-    Names that cannot be patched (an immutable extension type) land in ``unpatched``; a detector
-    with a required name unpatched is broken, which the positive control then shows.
-    """
-
-    def __init__(self, cls: type, names: Sequence[str], keep_stacks: int = 3) -> None:
-        self.cls, self.names, self.keep_stacks = cls, tuple(names), keep_stacks
-        self.calls: Counter[str] = Counter()
-        self.stacks: list[str] = []
-        self.unpatched: dict[str, str] = {}
-        self._saved: dict[str, Any] = {}
-
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def _wrap(self, name: str, original: Any) -> Callable[..., Any]:
-        def counted(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if len(self.stacks) < self.keep_stacks:
-                frames = traceback.extract_stack()[:-1][-4:]
-                self.stacks.append(f"{name} from " + " <- ".join(
-                    f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)))
-            return original(obj, *args, **kwargs)
-        counted.__name__ = name
-        return counted
-
-    def __enter__(self) -> CallCounter:
-        for name in self.names:
-            original = getattr(self.cls, name, None)
-            if original is None:
-                self.unpatched[name] = "no such attribute"
-                continue
-            own = self.cls.__dict__.get(name)  # restored as it was (None: inherited, deleted again)
-            try:
-                setattr(self.cls, name, self._wrap(name, original))
-            except (TypeError, AttributeError) as exc:
-                self.unpatched[name] = f"{type(exc).__name__}: {exc}"
-                continue
-            self._saved[name] = own
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name, own in self._saved.items():
-            if own is None:
-                delattr(self.cls, name)
-            else:
-                setattr(self.cls, name, own)
-        self._saved.clear()
-
-
-def judge_detector(loop_events: int, control_events: int, what: str, where: Sequence[str]) -> dict[str, Any]:
-    """The verdict of a no-sync check: nothing in the loop, and the deliberate sync caught."""
-    ok = loop_events == 0 and control_events > 0
-    if loop_events:
-        detail = f"{what}: {loop_events} host sync(s) in the training loop; first at {'; '.join(where) or '?'}"
-    elif not control_events:
-        detail = f"{what}: the detector missed the deliberate float(loss): it cannot be trusted"
-    else:
-        detail = f"{what}: no host sync in the loop; positive control float(loss) caught"
-    return {"ok": ok, "loop_syncs": loop_events, "control_syncs": control_events, "detail": detail}
-
-
-def cupy_nosync(job: Job, steps: int) -> dict[str, Any]:
-    """Count device-to-host reads of CuPy arrays in ``steps`` training steps, then in one float(loss)."""
-    cupy = importlib.import_module("cupy")
-    required = CallCounter(cupy.ndarray, CUPY_REQUIRED)
-    optional = CallCounter(cupy.ndarray, CUPY_OPTIONAL)
-    with job.model.backend.context():
-        job.train(3)  # warm-up: kernels compiled, memory pool grown
-        job.model.backend.synchronize()
-        with required, optional:
-            loss = job.train(steps, start=3)
-            loop = required.total() + optional.total()
-            float(loss)  # the positive control: one deliberate sync
-            control = required.total() + optional.total() - loop
-    result = judge_detector(loop, control, f"CuPy, {steps} steps", required.stacks + optional.stacks)
-    # the counter sees arrays of type cupy.ndarray only: another type would escape it
-    escaped = sorted({type(a).__name__ for a in [loss, *job.model.params.values()] if type(a) is not cupy.ndarray})
-    if required.unpatched or escaped:
-        result.update(ok=False, detail=f"the counter is blind: cannot patch {required.unpatched}"
-                      if required.unpatched else f"the counter is blind to arrays of type {escaped}")
-    result["unpatched_optional"] = optional.unpatched
-    result["patched"] = [n for n in CUPY_REQUIRED + CUPY_OPTIONAL
-                         if n not in required.unpatched and n not in optional.unpatched]
-    return result
-
-
-@contextlib.contextmanager
-def torch_sync_errors(torch: Any) -> Iterator[None]:
-    """Inside: any synchronising CUDA call raises (``torch.cuda.set_sync_debug_mode('error')``)."""
-    before = torch.cuda.get_sync_debug_mode()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode(before)
-
-
-def caught_sync(fn: Callable[[], Any], torch: Any) -> list[str]:
-    """Run ``fn`` with sync errors on; the frames where a sync was refused ([] when none)."""
-    try:
-        with torch_sync_errors(torch):
-            fn()
-    except RuntimeError as exc:
-        if "synchroniz" not in str(exc).lower():
-            raise
-        frames = traceback.extract_tb(exc.__traceback__)[-3:]
-        return [" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))]
-    return []
-
-
-def torch_nosync(job: Job, steps: int) -> dict[str, Any]:
-    """``steps`` training steps with PyTorch's sync debug mode on 'error', then one float(loss)."""
-    torch = importlib.import_module("torch")
-    holder: dict[str, Any] = {}
-    with job.model.backend.context():
-        holder["loss"] = job.train(3)
-        job.model.backend.synchronize()
-        where = caught_sync(lambda: holder.update(loss=job.train(steps, start=3)), torch)
-        control = caught_sync(lambda: float(holder["loss"]), torch)
-    return judge_detector(len(where), len(control), f"torch:cuda, {steps} steps (sync debug mode 'error')", where)
-
-
-def worker_nosync(spec: str, steps: int = 200) -> dict[str, Any]:
-    job = make_job(spec, [784, 256, 10], steps + 3)
-    if job.model.backend.name == "cupy":
-        return cupy_nosync(job, steps)
-    if job.model.backend.name == "torch" and job.model.backend.on_gpu:
-        return torch_nosync(job, steps)
-    return {"ok": False, "detail": f"{spec} is not a GPU backend; nosync checks cuda and torch:cuda"}
-
-
-def worker_first_step(spec: str, steps: int = 50) -> dict[str, Any]:
-    """Seconds of the first step of a fresh 784-500-500-10 model (kernel compile, cuBLAS set-up) vs later ones."""
-    job = make_job(spec, [784, 500, 500, 10], steps)
-    backend = job.model.backend
-    times = []
-    with backend.context():
-        for i in range(steps):
-            t0 = time.perf_counter()
-            job.train(1, start=i)
-            backend.synchronize()
-            times.append(time.perf_counter() - t0)
-    first, later = times[0], statistics.median(times[1:])
-    detail = (f"first step {first * 1e3:.1f} ms, later steps {later * 1e3:.3f} ms (median of {steps - 1}), "
-              f"warm-up cost {first - later:.3f} s")
-    return {"ok": True, "first_step_s": first, "median_step_s": later, "ratio": first / later if later else None,
-            "steps": steps, "cupy_cache_dir": os.environ.get("CUPY_CACHE_DIR"), "detail": detail}
-
 
 def run_worker(kind: str, spec: str) -> int:
     """Run a worker and print its answer as the last line (JSON); 0 when it passed."""
     try:
-        answer = worker_nosync(spec) if kind == "nosync" else worker_first_step(spec)
+        answer = workers.worker_nosync(spec) if kind == "nosync" else workers.worker_first_step(spec)
     except Exception as exc:
         answer = {"ok": False, "detail": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
                   "traceback": traceback.format_exc()[-2000:]}
@@ -747,10 +510,12 @@ def run_all(args: argparse.Namespace) -> int:
     if wheels:
         report.add(Step("wheels", "failed" if wheels.startswith("failed") else "passed", detail=wheels))
     if "devices" in ctx.only:
+        ctx.group = "devices"
         step_devices(ctx)
     step_probe(ctx)
     for name in STEPS[1:]:
         if name in ctx.only:
+            ctx.group = name
             STEP_FUNCTIONS[name](ctx)
     report.write(finished=True)
     print(summary_table(report), flush=True)
@@ -763,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="every check; gpu-check.json under --out")
     r.add_argument("--out", default=os.environ.get("OUT") or str(REPO / "gpu-check"))
     r.add_argument("--budget", type=float, default=float(os.environ.get("GPU_CHECK_BUDGET") or 450),
-                   help="seconds for all steps together (default 450); a step is cut to what is left")
+                   help="seconds for all steps together (default 450); a step is cut to what is left, "
+                        "less what later steps keep back")
     r.add_argument("--require-gpu", choices=("auto", "yes", "no"),
                    default=os.environ.get("GPU_CHECK_REQUIRE_GPU") or "auto",
                    help="whether a skipped GPU step fails (auto: when nvidia-smi lists a GPU and $CI is unset)")

@@ -1,8 +1,9 @@
-"""scripts/gpu_check.sh on a machine without a GPU, and the logic of its no-sync detectors.
+"""scripts/gpu_check.sh on a machine without a GPU, the logic of its no-sync detectors and judges.
 
 The script is run with ``CUDA_VISIBLE_DEVICES=`` and ``GPU_CHECK_REQUIRE_GPU=no``: whatever the
 machine has, every GPU step must be skipped with its reason and the run must pass, so CI never
-fails for want of a GPU. The detectors are tested on fake CuPy and PyTorch modules.
+fails for want of a GPU. The detectors (scripts/gpu_check_workers.py) are tested on fake CuPy and
+PyTorch modules; the judges of the benchmarks on output written as the real commands write it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "gpu_check.py"
 GPU_STEPS = ("pytest -m gpu", "gradcheck cuda", "gradcheck torch:cuda", "parity", "nosync cuda",
              "nosync torch:cuda", "first-step cuda", "first-step torch:cuda", "train cuda", "bench cuda b128",
-             "bench cuda b4096")
+             "bench cuda b4096", "fused cuda", "fused torch:cuda")
 
 
 def _load() -> types.ModuleType:
@@ -38,6 +39,7 @@ def _load() -> types.ModuleType:
 
 
 gc = _load()
+gw = gc.workers  # scripts/gpu_check_workers.py, imported by gpu_check
 
 
 def _no_gpu_env(out: Path) -> dict[str, str]:
@@ -169,6 +171,108 @@ def test_worker_answers_are_read_from_the_last_json_line():
     assert not ok and detail == "exit 1: Segmentation fault"
 
 
+def test_later_groups_keep_their_reserve_only_with_a_usable_gpu(tmp_path):
+    ctx = _context(tmp_path, budget=300)
+    ctx.group = "pytest"
+    assert ctx.reserved() == 0  # nothing probed: no GPU step will run
+    ctx.unusable = {"cuda": "", "torch:cuda": "no torch"}
+    assert ctx.reserved() == sum(gc.RESERVE.values())
+    left = ctx.remaining() - 2
+    assert gc.timeout_for(ctx, 1000) == pytest.approx(left - sum(gc.RESERVE.values()), abs=1)
+    ctx.only -= {"bench"}
+    assert ctx.reserved() == sum(gc.RESERVE.values()) - gc.RESERVE["bench"]
+    ctx.group = "fused"
+    assert ctx.reserved() == 0 and gc.timeout_for(ctx, 60, reserve=1000) == gc.MIN_STEP_SECONDS
+    assert gc.timeout_for(_context(tmp_path, budget=10), 60) is None
+
+
+def _captured_steps(monkeypatch, tmp_path, unusable):
+    ctx = _context(tmp_path)
+    ctx.unusable = unusable
+    calls = []
+    monkeypatch.setattr(gc, "run_step", lambda ctx, name, cmd, limit, judge, **kw: calls.append((name, cmd, kw)))
+    for name in ("pytest", "bench", "fused"):
+        gc.STEP_FUNCTIONS[name](ctx)
+    return ctx, {name: (cmd, kw) for name, cmd, kw in calls}
+
+
+def test_gpu_steps_ask_for_the_gpu_tests_and_xpmlp_on_every_usable_gpu_backend(monkeypatch, tmp_path):
+    _, calls = _captured_steps(monkeypatch, tmp_path, {"cuda": "", "torch:cuda": ""})
+    cmd, _ = calls["pytest -m gpu"]
+    assert cmd[1:6] == ["-m", "pytest", "tests", "-m", "gpu"]
+    cmd, kw = calls["bench cuda b128"]
+    assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda,torch:cuda" and kw["reserve"] > 0
+    assert calls["bench cuda b4096"][1]["reserve"] == 0
+    cmd, kw = calls["fused cuda"]
+    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3"]
+    assert kw["reserve"] > 0 and calls["fused torch:cuda"][1]["reserve"] == 0
+    ctx, calls = _captured_steps(monkeypatch, tmp_path, {"cuda": "", "torch:cuda": "PyTorch is not installed"})
+    cmd, _ = calls["bench cuda b4096"]
+    assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda" and "fused torch:cuda" not in calls
+    fused = {s.step: s for s in ctx.report.steps}["fused torch:cuda"]
+    assert fused.status == "skipped" and "PyTorch is not installed" in fused.detail
+
+
+def _contender(key: str, label: str, rate: float | None, device_mib: float | None = None) -> dict[str, Any]:
+    memory = {"status": "ok", "method": "vmhwm", "peak_bytes": 300 * 2**20, "setup_bytes": 200 * 2**20,
+              "epoch_bytes": 100 * 2**20, "device": None}
+    if device_mib is not None:
+        memory["device"] = {"library": "cupy", "setup_bytes": 0, "peak_bytes": device_mib * 2**20,
+                            "epoch_bytes": device_mib * 2**20}
+    status = "ok" if rate else "error"
+    return {"name": key, "kind": key.split(":", 1)[0], "label": label, "device": "cuda:0", "status": status,
+            "reason": "" if rate else "CUDA error: out of memory", "memory": memory if rate else None,
+            "samples_per_second": {"median": rate} if rate else None, "ratio": None}
+
+
+def _bench(tmp_path: Path, rates: dict[str, float | None]) -> Path:
+    labels = {"xpmlp": "xpmlp", "xpmlp:torch:cuda:0": "xpmlp", "torch": "PyTorch", "gemm": "GEMM only"}
+    contenders = {key: _contender(key, labels[key], rate, 64.0) for key, rate in rates.items()}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"schema": "xpmlp-bench/1", "contenders": contenders}))
+    return path
+
+
+def test_bench_judge_reads_rows_by_key_and_records_the_targets(tmp_path):
+    path = _bench(tmp_path, {"xpmlp": 90_000.0, "xpmlp:torch:cuda:0": 50_000.0, "torch": 100_000.0, "gemm": 400_000.0})
+    ok, detail, extra = gc.bench_judge(path, 128)(gc.Result(0, "", 1.0))
+    rows = extra["rows"]
+    assert ok and set(rows) == {"xpmlp", "xpmlp:torch:cuda:0", "torch", "gemm"}
+    assert rows["xpmlp"]["ratio_vs_pytorch_cuda"] == pytest.approx(0.9)
+    assert rows["xpmlp:torch:cuda:0"]["ratio_vs_pytorch_cuda"] == pytest.approx(0.5)
+    assert rows["xpmlp:torch:cuda:0"]["samples_per_second"] == 50_000.0
+    assert rows["torch"]["peak_mib"] == pytest.approx(300) and rows["torch"]["gpu_peak_mib"] == pytest.approx(64)
+    assert extra["targets"]["xpmlp on CuPy"] == {"min_ratio": 0.8, "ratio": pytest.approx(0.9), "met": True}
+    assert extra["targets"]["fused path"]["met"] is False
+    assert detail.startswith("xpmlp on CuPy 0.90x PyTorch CUDA; targets: xpmlp on CuPy >= 0.80x: met, "
+                             "fused path >= 1.00x: MISSED; ")
+    assert "xpmlp cuda:0 90,000/s 0.90x GPU 64 MiB" in detail
+    ok, _, extra = gc.bench_judge(path, 4096)(gc.Result(0, "", 1.0))
+    assert ok and extra["targets"] == {"xpmlp on CuPy": {"min_ratio": 0.95, "ratio": pytest.approx(0.9), "met": False}}
+
+
+def test_bench_judge_fails_when_an_xpmlp_row_did_not_run(tmp_path):
+    path = _bench(tmp_path, {"xpmlp": 90_000.0, "xpmlp:torch:cuda:0": None, "torch": None})
+    ok, detail, extra = gc.bench_judge(path, 128)(gc.Result(0, "", 1.0))
+    assert not ok and detail.startswith("xpmlp:torch:cuda:0 error: CUDA error: out of memory")
+    assert extra["targets"]["xpmlp on CuPy"]["met"] is None and "not measured" in detail
+    ok, detail, _ = gc.bench_judge(tmp_path / "absent.json", 128)(gc.Result(1, "DeviceError: no GPU\n", 1.0))
+    assert not ok and detail == "exit 1: DeviceError: no GPU"
+
+
+def test_fused_judge_reads_the_output_of_bench_variants():
+    out = ("fused on           median 61,234 samples/s (min 60,000, max 62,000)\n"
+           "fused off          median 55,667 samples/s (min 55,000, max 56,000)\n"
+           "ratio on/off: 1.100\nlargest weight difference: 2.3e-07\n")
+    ok, detail, extra = gc.fused_judge(gc.Result(0, out, 30.0))
+    assert ok and extra["ratio_on_off"] == 1.1 and extra["samples_per_second"] == {"on": 61234.0, "off": 55667.0}
+    assert extra["largest_weight_difference"] == pytest.approx(2.3e-07)
+    assert detail == ("fused update on/off 1.100x (61,234 vs 55,667 samples/s, batch 128); "
+                      "largest weight difference 2.3e-07")
+    ok, detail, _ = gc.fused_judge(gc.Result(1, "DataError: Fashion-MNIST not found; set XPMLP_DATA\n", 3.0))
+    assert not ok and detail == "exit 1: DataError: Fashion-MNIST not found; set XPMLP_DATA"
+
+
 # ------------------------------------------------------------------------------------------------
 # the no-sync detectors, on fake libraries
 # ------------------------------------------------------------------------------------------------
@@ -231,7 +335,7 @@ def test_call_counter_counts_and_restores_own_and_inherited_methods():
             return 7.0
 
     own_item = Child.__dict__["item"]
-    counter = gc.CallCounter(Child, ("get", "item", "__float__", "__bool__", "missing"))
+    counter = gw.CallCounter(Child, ("get", "item", "__float__", "__bool__", "missing"))
     with counter:
         a = Child(3.0)
         assert a.item() == 7.0 and a.get() == 3.0 and float(a) == 3.0 and bool(a) is True
@@ -245,7 +349,7 @@ def test_call_counter_counts_and_restores_own_and_inherited_methods():
 
 
 def test_call_counter_reports_an_immutable_type():
-    with gc.CallCounter(int, ("__float__",)) as counter:
+    with gw.CallCounter(int, ("__float__",)) as counter:
         float(3)
     assert "__float__" in counter.unpatched and counter.total() == 0
 
@@ -257,7 +361,7 @@ def fake_cupy(monkeypatch):
 
 def test_cupy_detector_passes_a_clean_loop_and_catches_its_control(fake_cupy):
     job = FakeJob()
-    result = gc.cupy_nosync(job, steps=20)
+    result = gw.cupy_nosync(job, steps=20)
     assert result["ok"] is True and result["loop_syncs"] == 0 and result["control_syncs"] >= 1
     assert job.steps_run == 23  # 3 warm-up steps, then the measured ones
     assert "__float__" in result["patched"] and "float(loss) caught" in result["detail"]
@@ -265,7 +369,7 @@ def test_cupy_detector_passes_a_clean_loop_and_catches_its_control(fake_cupy):
 
 @pytest.mark.parametrize("read", ["item", "get", "__float__", "__bool__", "__int__", "tolist"])
 def test_cupy_detector_catches_one_read_in_the_loop(fake_cupy, read):
-    result = gc.cupy_nosync(FakeJob(sync_at=10, read=read), steps=20)
+    result = gw.cupy_nosync(FakeJob(sync_at=10, read=read), steps=20)
     assert result["ok"] is False and result["loop_syncs"] == 1
     assert f"{read} from test_gpu_check.py" in result["detail"] and "train" in result["detail"]
 
@@ -274,8 +378,8 @@ def test_cupy_detector_that_sees_nothing_fails(fake_cupy):
     class Elsewhere(FakeArray):  # not the patched class: the counter is blind to it
         pass
 
-    sys.modules["cupy"].ndarray = type("Other", (), {n: FakeArray.__dict__[n] for n in gc.CUPY_REQUIRED})
-    result = gc.cupy_nosync(FakeJob(make=Elsewhere), steps=5)
+    sys.modules["cupy"].ndarray = type("Other", (), {n: FakeArray.__dict__[n] for n in gw.CUPY_REQUIRED})
+    result = gw.cupy_nosync(FakeJob(make=Elsewhere), steps=5)
     assert result["ok"] is False and result["control_syncs"] == 0
     assert "blind" in result["detail"]
 
@@ -320,7 +424,7 @@ class FakeTorchJob(FakeJob):
 def test_torch_detector(monkeypatch, sync_at, ok):
     torch = _fake_torch()
     monkeypatch.setitem(sys.modules, "torch", torch)
-    result = gc.torch_nosync(FakeTorchJob(torch, sync_at), steps=20)
+    result = gw.torch_nosync(FakeTorchJob(torch, sync_at), steps=20)
     assert result["ok"] is ok and result["control_syncs"] == 1
     assert result["loop_syncs"] == (0 if ok else 1)
     if not ok:
@@ -331,7 +435,7 @@ def test_torch_detector(monkeypatch, sync_at, ok):
 def test_torch_detector_that_sees_nothing_fails(monkeypatch):
     torch = _fake_torch(blind=True)
     monkeypatch.setitem(sys.modules, "torch", torch)
-    result = gc.torch_nosync(FakeTorchJob(torch, sync_at=5), steps=20)
+    result = gw.torch_nosync(FakeTorchJob(torch, sync_at=5), steps=20)
     assert result["ok"] is False and result["control_syncs"] == 0 and "cannot be trusted" in result["detail"]
 
 
@@ -342,20 +446,20 @@ def test_torch_detector_lets_other_errors_through(monkeypatch):
     def boom() -> None:
         raise RuntimeError("CUDA out of memory")
     with pytest.raises(RuntimeError, match="out of memory"):
-        gc.caught_sync(boom, torch)
+        gw.caught_sync(boom, torch)
     assert torch.mode == 0
 
 
 def test_the_training_loop_of_the_workers_runs_on_the_cpu():
     # the real xpmlp API the GPU workers call (MLP, make_optimizer, asarray, take, loss, step)
-    result = gc.worker_first_step("cpu", steps=4)
+    result = gw.worker_first_step("cpu", steps=4)
     assert result["ok"] is True and result["first_step_s"] > 0 and result["median_step_s"] > 0
-    job = gc.make_job("cpu", [784, 32, 10], steps=5)
+    job = gw.make_job("cpu", [784, 32, 10], steps=5)
     before = {k: job.model.backend.to_numpy(v).copy() for k, v in job.model.params.items()}
     loss = job.train(5)
     assert 0 < float(loss) < 10
     assert all((job.model.backend.to_numpy(v) != before[k]).any() for k, v in job.model.params.items())
-    assert gc.worker_nosync("cpu", steps=2)["ok"] is False  # not a GPU backend: says so
+    assert gw.worker_nosync("cpu", steps=2)["ok"] is False  # not a GPU backend: says so
 
 
 # ------------------------------------------------------------------------------------------------

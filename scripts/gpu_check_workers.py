@@ -1,0 +1,223 @@
+"""The in-process workers of ``scripts/gpu_check.py``: training steps on one GPU backend, in their own process.
+
+``gpu_check.py nosync SPEC`` and ``gpu_check.py first-step SPEC`` call :func:`worker_nosync` and
+:func:`worker_first_step` and print their answer (a dict with ``ok`` and a one-line ``detail``)
+as the last line of output, in JSON. The no-sync detectors:
+
+* CuPy: :class:`CallCounter` patches the methods of ``cupy.ndarray`` that read the device
+  (``get``, ``item``, ``float()``...) and counts their calls in 200 training steps;
+* PyTorch: ``torch.cuda.set_sync_debug_mode('error')`` makes any synchronising call raise.
+
+Each ends with a positive control, one deliberate ``float(loss)``: a detector that misses it is
+reported as broken rather than trusted. Like ``gpu_check.py``, this file imports only the standard
+library at the top; xpmlp, NumPy, CuPy and PyTorch are imported when a worker runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import statistics
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CUPY_REQUIRED = ("get", "item", "__float__", "__int__", "__bool__")
+CUPY_OPTIONAL = ("tolist", "__complex__")
+
+
+@dataclass
+class Job:
+    """A model, its optimizer and device data, ready for ``steps`` steps without a host transfer."""
+
+    model: Any
+    opt: Any
+    X: Any
+    y: Any
+    idx: Any
+
+    def train(self, steps: int, start: int = 0) -> Any:
+        xp, loss = self.model.xp, None
+        for i in range(start, start + steps):
+            rows = self.idx[i % self.idx.shape[0]]
+            loss, grads = self.model.loss(xp.take(self.X, rows, axis=0), xp.take(self.y, rows, axis=0), 0.0,
+                                          check=False)
+            self.opt.step(self.model.params, grads)
+        return loss
+
+
+def make_job(spec: str, sizes: Sequence[int], steps: int, batch: int = 128, seed: int = 0) -> Job:
+    """A fresh float32 MLP on ``spec`` with random data and every batch's indices already on the device."""
+    import numpy as np
+
+    from xpmlp.model import MLP
+    from xpmlp.optim import make_optimizer
+
+    model = MLP(list(sizes), "relu", backend=spec, dtype="float32", seed=seed)
+    opt = make_optimizer("sgd", 0.1, backend=model.backend)
+    rng = np.random.default_rng(seed)
+    n = 4096
+    with model.backend.context():
+        X = model.backend.asarray(rng.standard_normal((n, sizes[0])).astype(np.float32))
+        y = model.backend.asarray(rng.integers(0, sizes[-1], n))
+        idx = model.backend.asarray(rng.integers(0, n, (steps, batch)))
+        model.backend.synchronize()
+    return Job(model, opt, X, y, idx)
+
+
+class CallCounter:
+    """Counts calls of named methods of a class while active: patched on the class, restored after.
+
+    Names that cannot be patched (an immutable extension type) land in ``unpatched``; a detector
+    with a required name unpatched is broken, which the positive control then shows.
+    """
+
+    def __init__(self, cls: type, names: Sequence[str], keep_stacks: int = 3) -> None:
+        self.cls, self.names, self.keep_stacks = cls, tuple(names), keep_stacks
+        self.calls: Counter[str] = Counter()
+        self.stacks: list[str] = []
+        self.unpatched: dict[str, str] = {}
+        self._saved: dict[str, Any] = {}
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def _wrap(self, name: str, original: Any) -> Callable[..., Any]:
+        def counted(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if len(self.stacks) < self.keep_stacks:
+                frames = traceback.extract_stack()[:-1][-4:]
+                self.stacks.append(f"{name} from " + " <- ".join(
+                    f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)))
+            return original(obj, *args, **kwargs)
+        counted.__name__ = name
+        return counted
+
+    def __enter__(self) -> CallCounter:
+        for name in self.names:
+            original = getattr(self.cls, name, None)
+            if original is None:
+                self.unpatched[name] = "no such attribute"
+                continue
+            own = self.cls.__dict__.get(name)  # restored as it was (None: inherited, deleted again)
+            try:
+                setattr(self.cls, name, self._wrap(name, original))
+            except (TypeError, AttributeError) as exc:
+                self.unpatched[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            self._saved[name] = own
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, own in self._saved.items():
+            if own is None:
+                delattr(self.cls, name)
+            else:
+                setattr(self.cls, name, own)
+        self._saved.clear()
+
+
+def judge_detector(loop_events: int, control_events: int, what: str, where: Sequence[str]) -> dict[str, Any]:
+    """The verdict of a no-sync check: nothing in the loop, and the deliberate sync caught."""
+    ok = loop_events == 0 and control_events > 0
+    if loop_events:
+        detail = f"{what}: {loop_events} host sync(s) in the training loop; first at {'; '.join(where) or '?'}"
+    elif not control_events:
+        detail = f"{what}: the detector missed the deliberate float(loss): it cannot be trusted"
+    else:
+        detail = f"{what}: no host sync in the loop; positive control float(loss) caught"
+    return {"ok": ok, "loop_syncs": loop_events, "control_syncs": control_events, "detail": detail}
+
+
+def cupy_nosync(job: Job, steps: int) -> dict[str, Any]:
+    """Count device-to-host reads of CuPy arrays in ``steps`` training steps, then in one float(loss)."""
+    cupy = importlib.import_module("cupy")
+    required = CallCounter(cupy.ndarray, CUPY_REQUIRED)
+    optional = CallCounter(cupy.ndarray, CUPY_OPTIONAL)
+    with job.model.backend.context():
+        job.train(3)  # warm-up: kernels compiled, memory pool grown
+        job.model.backend.synchronize()
+        with required, optional:
+            loss = job.train(steps, start=3)
+            loop = required.total() + optional.total()
+            float(loss)  # the positive control: one deliberate sync
+            control = required.total() + optional.total() - loop
+    result = judge_detector(loop, control, f"CuPy, {steps} steps", required.stacks + optional.stacks)
+    # the counter sees arrays of type cupy.ndarray only: another type would escape it
+    escaped = sorted({type(a).__name__ for a in [loss, *job.model.params.values()] if type(a) is not cupy.ndarray})
+    if required.unpatched or escaped:
+        result.update(ok=False, detail=f"the counter is blind: cannot patch {required.unpatched}"
+                      if required.unpatched else f"the counter is blind to arrays of type {escaped}")
+    result["unpatched_optional"] = optional.unpatched
+    result["patched"] = [n for n in CUPY_REQUIRED + CUPY_OPTIONAL
+                         if n not in required.unpatched and n not in optional.unpatched]
+    return result
+
+
+@contextlib.contextmanager
+def torch_sync_errors(torch: Any) -> Iterator[None]:
+    """Inside: any synchronising CUDA call raises (``torch.cuda.set_sync_debug_mode('error')``)."""
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+
+
+def caught_sync(fn: Callable[[], Any], torch: Any) -> list[str]:
+    """Run ``fn`` with sync errors on; the frames where a sync was refused ([] when none)."""
+    try:
+        with torch_sync_errors(torch):
+            fn()
+    except RuntimeError as exc:
+        if "synchroniz" not in str(exc).lower():
+            raise
+        frames = traceback.extract_tb(exc.__traceback__)[-3:]
+        return [" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))]
+    return []
+
+
+def torch_nosync(job: Job, steps: int) -> dict[str, Any]:
+    """``steps`` training steps with PyTorch's sync debug mode on 'error', then one float(loss)."""
+    torch = importlib.import_module("torch")
+    holder: dict[str, Any] = {}
+    with job.model.backend.context():
+        holder["loss"] = job.train(3)
+        job.model.backend.synchronize()
+        where = caught_sync(lambda: holder.update(loss=job.train(steps, start=3)), torch)
+        control = caught_sync(lambda: float(holder["loss"]), torch)
+    return judge_detector(len(where), len(control), f"torch:cuda, {steps} steps (sync debug mode 'error')", where)
+
+
+def worker_nosync(spec: str, steps: int = 200) -> dict[str, Any]:
+    job = make_job(spec, [784, 256, 10], steps + 3)
+    if job.model.backend.name == "cupy":
+        return cupy_nosync(job, steps)
+    if job.model.backend.name == "torch" and job.model.backend.on_gpu:
+        return torch_nosync(job, steps)
+    return {"ok": False, "detail": f"{spec} is not a GPU backend; nosync checks cuda and torch:cuda"}
+
+
+def worker_first_step(spec: str, steps: int = 50) -> dict[str, Any]:
+    """Seconds of the first step of a fresh 784-500-500-10 model (kernel compile, cuBLAS set-up) vs later ones."""
+    job = make_job(spec, [784, 500, 500, 10], steps)
+    backend = job.model.backend
+    times = []
+    with backend.context():
+        for i in range(steps):
+            t0 = time.perf_counter()
+            job.train(1, start=i)
+            backend.synchronize()
+            times.append(time.perf_counter() - t0)
+    first, later = times[0], statistics.median(times[1:])
+    detail = (f"first step {first * 1e3:.1f} ms, later steps {later * 1e3:.3f} ms (median of {steps - 1}), "
+              f"warm-up cost {first - later:.3f} s")
+    return {"ok": True, "first_step_s": first, "median_step_s": later, "ratio": first / later if later else None,
+            "steps": steps, "cupy_cache_dir": os.environ.get("CUPY_CACHE_DIR"), "detail": detail}
+
