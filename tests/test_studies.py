@@ -247,8 +247,8 @@ def test_command_line_settings_win_over_the_spec_and_keys_tell_configs_apart(tmp
     from xpmlp.runs import make_config
     a = make_config(**{**QUICK, "lr_schedule": "cosine"})
     b = make_config(**{**QUICK, "lr_schedule": "constant"})
-    assert studies._run_key(a) != studies._run_key(b)
-    assert studies._run_key(a) == studies._run_key({**a, "device": "torch", "data_dir": "/elsewhere"})
+    assert studies.run_key(a) != studies.run_key(b)
+    assert studies.run_key(a) == studies.run_key({**a, "device": "torch", "data_dir": "/elsewhere"})
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")

@@ -1,0 +1,98 @@
+"""``sweep``: a hyper-parameter search, selected by validation accuracy only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import plots
+from ..runfolder import check_out
+from .checks import make_configs
+from .execute import Log, inside, run_key, run_many
+from .report import finish, finished, fmt, histories, results_of, table_or_note, text_table, unfinished_section
+from .spec import check_spec, expand_spec
+
+
+def _distinct(configs: list[dict[str, Any]], log: Log) -> list[dict[str, Any]]:
+    """The configs with repeats dropped (e.g. candidates that only differed in what the command line set)."""
+    seen: dict[str, int] = {}
+    for i, cfg in enumerate(configs, 1):
+        first = seen.setdefault(run_key(cfg), i)
+        if first != i:
+            log(f"configuration {i} is the same as configuration {first}; it is trained once")
+    return [configs[i - 1] for i in seen.values()]
+
+
+def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | None = None, jobs: int = 1,
+          log: Log = print, command: str | None = None) -> dict[str, Any]:
+    """Train every configuration of ``spec``; rank by best validation accuracy; report test accuracy.
+
+    Selection never looks at the test set: the ranking and the chosen model use validation
+    accuracy only; test accuracy is reported for the selected model(s) afterwards. Every
+    configuration is checked before the first run starts and before anything is written.
+    Ctrl-C stops the study after the current run checkpoints: unfinished runs are listed apart,
+    never ranked, and ``StudyInterrupted`` is raised once the report is written.
+    """
+    spec = check_spec(spec)
+    out = Path(out)
+    base = {**spec.get("base", {}), **({"dataset": spec["dataset"]} if "dataset" in spec else {})}
+    # the command line wins over the spec (e.g. --epochs 1 for a quick version)
+    configs = _distinct(make_configs(base, expand_spec(spec), overrides), log)
+    check_out(out)
+    rows = run_many(configs, out, jobs=jobs, log=log)
+    ranked = rank_by_validation(finished(rows))
+    top = min(int(spec.get("select_top", 1)), len(ranked))
+    header = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc",
+              "final test acc", "selected"]
+    table = [_ranking_row(i, r, top) for i, r in enumerate(ranked, 1)]
+    if table:
+        log(text_table(header, table))
+    curves = histories({f"#{i} " + run_key(r["config"]): r["run_dir"] for i, r in enumerate(ranked, 1)})
+    if curves:
+        plots.plot_accuracy(curves, inside(out, "accuracy.png"), title="Accuracy per candidate")
+    selected = ranked[:top]
+    results = results_of("sweep", command, rows, spec=spec,
+                         ranking=[{"rank": i, **r} for i, r in enumerate(ranked, 1)],
+                         selected=[{"run_dir": r["run_dir"], "config": r["config"],
+                                    "best_val_acc": r["metrics"]["best_val_acc"], "test_acc": r["metrics"]["test_acc"]}
+                                   for r in selected])
+    return finish(out, results, _report(spec, configs, results, header, table, rows), rows, log)
+
+
+def _ranking_row(rank: int, r: dict[str, Any], top: int) -> list[str]:
+    c, m = r["config"], r["metrics"]
+    structure = "-".join(str(s) for s in m["sizes"]) if m.get("sizes") else "-".join(map(str, c["hidden"]))
+    return [str(rank), structure, c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
+            f"{c['lr']:g}", f"{c['reg']:g}", fmt(m["best_val_acc"]), fmt(m["test_acc"]),
+            "yes" if rank <= top else ""]
+
+
+def _report(spec: dict[str, Any], configs: list[dict[str, Any]], results: dict[str, Any], header: list[str],
+            table: list[list[str]], rows: list[dict[str, Any]]) -> list[str]:
+    """report.md's lines."""
+    top = len(results["selected"])
+    if results["selected"]:
+        best = results["selected"][0]
+        chosen = (f"Selected: `{Path(best['run_dir']).name}` — validation {fmt(best['best_val_acc'])}, "
+                  f"test {fmt(best['test_acc'])}.")
+    else:
+        chosen = "No run has finished yet: nothing is selected."
+    return [
+        f"# Hyper-parameter sweep{': ' + spec['name'] if spec.get('name') else ''} on {configs[0]['dataset']}", "",
+        f"Command: `{results['command']}`", "",
+        f"{len(configs)} configurations, ranked by best validation accuracy (the test set is not used to "
+        f"choose: the test column is reported, never used); the top {top} selected. Date {results['date']}, device "
+        f"{configs[0]['device']}.", "",
+        table_or_note(header, table), "",
+        chosen, "",
+        *unfinished_section(rows),
+        "## Accuracy per candidate (dashed: train subset, solid: validation)", "", "![accuracy](accuracy.png)", "",
+    ]
+
+
+def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first)."""
+    def key(r: dict[str, Any]) -> tuple[float, int]:
+        val = r["metrics"].get("best_val_acc")
+        return (-(val if val is not None else -1.0), r["metrics"].get("params") or 0)
+    return sorted(rows, key=key)
