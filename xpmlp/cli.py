@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .argtypes import positive_float, positive_int
-from .data.preprocess import PREPROCESS_METHODS
 from .errors import CheckpointError, XpmlpError
 from .settings import DEFAULTS, add_setting_args, settings_from_args
 
@@ -33,23 +32,10 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_run_config(cfg: dict[str, Any]) -> None:
-    """Fail fast on bad settings before any data is loaded."""
-    from .backend import get_backend
-    from .layers import get_activation, init_std
-    from .optim import make_optimizer
-    from .runs import train_config
-    from .schedules import parse_schedule
+    """Fail fast on bad settings before any data is loaded (the checks a study runs on each config)."""
+    from .studies.checks import check_values
 
-    train_config(cfg).validate()
-    get_backend(cfg["device"], cfg["dtype"])
-    get_activation(cfg["activation"], get_backend("cpu"))
-    if not (isinstance(cfg["dropout"], (int, float)) and 0.0 <= cfg["dropout"] < 1.0):
-        raise XpmlpError(f"--dropout {cfg['dropout']!r} must be in [0, 1), e.g. 0.2 (0 turns it off)")
-    init_std(cfg["init"], 1, 1)
-    make_optimizer(cfg["optimizer"], cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    parse_schedule(cfg["lr_schedule"], cfg["lr"], 1)
-    if cfg["preprocess"] not in PREPROCESS_METHODS:
-        raise XpmlpError(f"unknown --preprocess {cfg['preprocess']!r}; use one of: {', '.join(PREPROCESS_METHODS)}")
+    check_values(cfg, "settings")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -317,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     except XpmlpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a study stopped by a signal says which, and how to go on
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return EXIT_BY_SIGNAL.get(getattr(exc, "signal_name", "SIGINT"), 130)
     except BrokenPipeError:  # stdout closed by the reader (`xpmlp evaluate ... | head`): nothing more to say
         silence_stdout()
         return 141

@@ -88,6 +88,8 @@ class TrainConfig:
         if n_train is not None and self.batch_size > n_train:
             raise InputError(f"batch size {self.batch_size} is larger than the training set ({n_train} samples); "
                              f"use --batch-size {min(128, n_train)} or more data")
+        if n_train:
+            self.schedule(n_train)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive number, got {self.lr!r} (e.g. --lr 0.1)")
         if not (isinstance(self.reg, (int, float)) and 0 <= self.reg < math.inf):
@@ -106,6 +108,29 @@ class TrainConfig:
     @property
     def regime(self) -> str:
         return "epochs" if self.epochs is not None else "iterations"
+
+    def steps_per_epoch(self, n: int) -> int:
+        return math.ceil(n / self.batch_size)
+
+    def total_steps(self, n: int) -> int:
+        return self.iterations if self.iterations is not None else self.epochs * self.steps_per_epoch(n)
+
+    def epoch_at(self, step: int, n: int) -> float:
+        """Fractional epoch after ``step`` steps (iteration regime: n / batch size steps an epoch)."""
+        if self.regime == "epochs":
+            return step / self.steps_per_epoch(n)
+        return step * self.batch_size / n
+
+    def schedule(self, n: int) -> Callable[[float], float]:
+        """The learning-rate schedule over this run's horizon (epochs; fractional in the iteration regime,
+        so cosine ends at its minimum), refused when it decays the rate to 0 before the last step."""
+        horizon = self.epochs if self.epochs is not None else self.iterations * self.batch_size / n
+        schedule = parse_schedule(self.lr_schedule, self.lr, horizon)
+        last_lr = schedule(self.epoch_at(max(self.total_steps(n) - 1, 0), n))
+        if not last_lr > 0:
+            raise InputError(f"the learning-rate schedule {self.lr_schedule!r} drives the learning rate to "
+                             f"{last_lr:g} before the last step; decay more slowly (a larger EPOCHS or GAMMA)")
+        return schedule
 
 
 @dataclass
@@ -154,7 +179,7 @@ def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[fl
         return float(total_loss) / n, int(correct) / n
 
 
-class _Interrupt:
+class Interrupt:
     """Turns the first SIGINT (Ctrl-C) or SIGTERM (docker stop, SLURM, systemd) into a flag the loop
     checks after each step, so the run stops at a step boundary and checkpoints; a second one aborts."""
 
@@ -165,7 +190,7 @@ class _Interrupt:
         self.signal_name = ""
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
             self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
@@ -237,17 +262,13 @@ class Trainer:
 
     # -- schedule and sizes ------------------------------------------------------
     def steps_per_epoch(self, n: int) -> int:
-        return math.ceil(n / self.config.batch_size)
+        return self.config.steps_per_epoch(n)
 
     def total_steps(self, n: int) -> int:
-        c = self.config
-        return c.iterations if c.iterations is not None else c.epochs * self.steps_per_epoch(n)
+        return self.config.total_steps(n)
 
     def epoch_at(self, step: int, n: int) -> float:
-        """Fractional epoch after ``step`` steps (iteration regime: n / batch size steps an epoch)."""
-        if self.config.regime == "epochs":
-            return step / self.steps_per_epoch(n)
-        return step * self.config.batch_size / n
+        return self.config.epoch_at(step, n)
 
     # -- the batches: a pure function of (seed, epoch or window) -------------------
     def _batch_plan(self, n: int, block: int) -> tuple[Any, int]:
@@ -300,7 +321,7 @@ class Trainer:
         self.history.stopped = ""  # a resumed run is no longer 'interrupted'
         bar = self._make_bar(total)
         self._window_start = time.perf_counter()
-        with _Interrupt() as interrupt:
+        with Interrupt() as interrupt:
             while self.step < total and not self.interrupted:
                 block_start, block_steps = self._run_block(data, total, interrupt, bar)
                 # an evaluation belongs to the end of each epoch / log window, even when Ctrl-C came
@@ -331,19 +352,13 @@ class Trainer:
         if config.early_stopping and X_val_dev is None:
             raise InputError("early stopping watches the validation set, but there is none; "
                              "give validation data (--val-size N) or drop --early-stopping")
-        # the schedule's horizon in epochs; in the iteration regime a fractional one, so cosine ends at its minimum
-        horizon = config.epochs if config.epochs is not None else config.iterations * config.batch_size / n
-        schedule = parse_schedule(config.lr_schedule, config.lr, horizon)
-        last_lr = schedule(self.epoch_at(max(self.total_steps(n) - 1, 0), n))
-        if not last_lr > 0:
-            raise InputError(f"the learning-rate schedule {config.lr_schedule!r} drives the learning rate to "
-                             f"{last_lr:g} before the last step; decay more slowly (a larger EPOCHS or GAMMA)")
+        schedule = config.schedule(n)
         # a fixed subset of the training set for the train accuracy, the same at every evaluation
         scored = model.backend.asarray(host_rng([config.seed, 3]).permutation(n)[:min(config.train_eval_size, n)])
         return _FitData(X, y, n, X_val_dev, y_val_dev, model.xp.take(X, scored, axis=0),
                         model.xp.take(y, scored, axis=0), schedule)
 
-    def _run_block(self, data: _FitData, total: int, interrupt: _Interrupt, bar: Any) -> tuple[int, int]:
+    def _run_block(self, data: _FitData, total: int, interrupt: Interrupt, bar: Any) -> tuple[int, int]:
         """The steps of the current block, from wherever the run stands in it; returns its (start, length)."""
         config, xp = self.config, self.model.xp
         block_start, indices = self._block_indices(data.n)

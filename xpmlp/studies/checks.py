@@ -20,7 +20,7 @@ from ..backend import Backend, get_backend
 from ..data.preprocess import PREPROCESS_METHODS
 from ..data.registry import canonical_name
 from ..errors import InputError, XpmlpError
-from ..layers import get_activation, init_std
+from ..layers import Dropout, get_activation, init_std
 from ..optim import make_optimizer
 from ..runs import make_config, train_config
 from ..schedules import parse_schedule
@@ -155,6 +155,7 @@ VALUE_CHECKS: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
     ("lr_schedule", lambda c: parse_schedule(c["lr_schedule"], c["lr"], 1)),
     ("preprocess", _check_preprocess),
     ("early_stopping", _check_early_stopping),
+    ("dropout", lambda c: Dropout(get_backend("cpu"), c["dropout"])),
 )
 
 

@@ -33,7 +33,7 @@ from .. import checkpoint
 from ..errors import CheckpointError, DivergenceError, InputError
 from ..io import atomic_write_json
 from ..runs import load_data, train_config, train_run
-from ..train import _Interrupt
+from ..train import Interrupt
 
 Log = Callable[[str], None]
 
@@ -208,7 +208,7 @@ def _announce(task: Task, total: int, log: Log, verb: str = "training") -> None:
 def _run_here(tasks: list[Task], rows: list[Any], cache: dict[str, Any], log: Log, progress: str) -> str:
     """Train the tasks one after another in this process; stop at the first Ctrl-C (returns the signal's name)."""
     total = len(rows)
-    with _Interrupt() as stop:  # Ctrl-C between runs; during one, the trainer's own handler takes it
+    with Interrupt() as stop:  # Ctrl-C between runs; during one, the trainer's own handler takes it
         for task in tasks:
             try:
                 key = _data_key(task.cfg)
@@ -235,7 +235,7 @@ def _run_pool(tasks: list[Task], rows: list[Any], jobs: int, log: Log) -> str:
     stop_event = ctx.Event()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, stop_event)) as pool, _Interrupt() as stop:
+                             initargs=(threads, stop_event)) as pool, Interrupt() as stop:
         futures: dict[Future, Task] = {}
         with _sigint_blocked():  # the workers start here: a Ctrl-C while they import must not kill them
             for task in tasks:
@@ -244,7 +244,7 @@ def _run_pool(tasks: list[Task], rows: list[Any], jobs: int, log: Log) -> str:
         return _wait_for_pool(pool, futures, rows, stop, stop_event, log)
 
 
-def _wait_for_pool(pool: ProcessPoolExecutor, futures: dict[Future, Task], rows: list[Any], stop: _Interrupt,
+def _wait_for_pool(pool: ProcessPoolExecutor, futures: dict[Future, Task], rows: list[Any], stop: Interrupt,
                    stop_event: Any, log: Log) -> str:
     """Collect the workers' results; at the first Ctrl-C cancel what has not started (returns the signal's name)."""
     pending = set(futures)
