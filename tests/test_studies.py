@@ -93,9 +93,15 @@ def test_compare_cli_with_mnist_preset_quick(tmp_path, data_dir, capsys):
     assert "activation" in text and "sigmoid" in text and "relu" in text
     results = json.loads((out / "results.json").read_text())
     cfgs = [r["config"] for r in results["runs"]]
-    # the preset's protocol, with the quick overrides applied
-    assert all(c["optimizer"] == "adam" and c["lr"] == 1e-3 and c["reg"] == 1e-8 for c in cfgs)
+    # the homework's protocol (plain SGD, He init, lr 1e-3, batch 128, reg 1e-8), with the quick overrides applied
+    assert all((c["optimizer"], c["init"], c["lr"], c["batch_size"], c["reg"]) == ("sgd", "he", 1e-3, 128, 1e-8)
+               for c in cfgs)
     assert all(c["epochs"] == 1 and c["iterations"] is None and c["hidden"] == [12] for c in cfgs)
+    report = (out / "report.md").read_text()
+    settings_line = next(line for line in report.splitlines() if line.startswith("Settings: "))
+    assert "optimizer = sgd" in settings_line and "init = he" in settings_line and "lr = 0.001" in settings_line
+    assert "sigmoid 0.60, ReLU 0.87, tanh 0.89" in report and "vanishing gradients" in report
+    assert "Measured here (test accuracy, lowest first): " in report
 
 
 def write_spec(path: Path, spec: dict) -> Path:
@@ -258,3 +264,20 @@ def test_compare_reports_a_diverged_activation(tmp_path, data_dir):
     assert all(r["metrics"]["stopped"].startswith("diverged") for r in results["runs"])
     report = (tmp_path / "c" / "report.md").read_text()
     assert "| relu | – | – | – | – | – |" in report
+
+
+def test_the_presets_are_the_homework_protocols_and_every_preset_passes_the_checks():
+    from xpmlp.studies.checks import make_configs
+    from xpmlp.studies.compare_study import PRESET_NOTES, PRESETS
+
+    cifar, mnist = PRESETS["cifar10"], PRESETS["mnist"]
+    assert (cifar["hidden"], cifar["init"], cifar["iterations"], cifar["batch_size"], cifar["lr"],
+            cifar["lr_schedule"], cifar["reg"], cifar["preprocess"], cifar["log_every"]) == \
+        ([50], "std:1e-4", 2000, 200, 1e-3, "exp:0.95", 0.25, "mean-image", 100)
+    assert (mnist["hidden"], mnist["optimizer"], mnist["lr"], mnist["batch_size"], mnist["reg"], mnist["epochs"],
+            mnist["init"]) == ([500, 500], "sgd", 1e-3, 128, 1e-8, 100, "he")
+    assert set(PRESETS) == set(PRESET_NOTES) == {"cifar10", "mnist", "cifar10-tuned", "mnist-tuned"}
+    for name, preset in PRESETS.items():
+        settings = {k: v for k, v in preset.items() if k != "activations"}
+        configs = make_configs({**settings, "device": "cpu"}, [{"activation": a} for a in preset["activations"]])
+        assert len(configs) == len(preset["activations"]), name
