@@ -259,10 +259,10 @@ class MLP:
         return loss, grads
 
     @on_device
-    def fused_step(self, X: Array, y: Array, reg: float, optimizer: Any) -> Array:
+    def fused_step(self, X: Array, y: Array, reg: float, optimizer: Any, sample_weight: Array | None = None) -> Array:
         """One training step of an SGD-family optimizer with each weight update folded into its GEMM.
 
-        The same step as ``loss(X, y, reg, check=False)`` followed by ``optimizer.step(params, grads)``,
+        The same step as ``loss(X, y, reg, check=False, sample_weight)`` then ``optimizer.step(params, grads)``,
         to float rounding: each Linear's backward hands xᵀ·dout to ``optimizer.fused_weight_update``
         (W ← β·W + α·xᵀ·dout in one GEMM, the L2 term λ·W folded into β) instead of forming dL/dW;
         the biases then take an ordinary ``optimizer.step``. X, y: a checked batch on this device.
@@ -273,7 +273,7 @@ class MLP:
         xp = self.xp
         optimizer.begin_fused_step(self.params)
         logits = self.net.forward(X, train=True)
-        loss, dlogits = softmax_cross_entropy(logits, y, xp)
+        loss, dlogits = softmax_cross_entropy(logits, y, xp, sample_weight)
         weights = [(name, layer) for name, layer, key in self.net.named if key == "W"]
         if reg:  # the penalty of the weights this step starts from
             loss = loss + 0.5 * reg * sum(xp.sum(layer.params["W"] * layer.params["W"]) for _, layer in weights)
