@@ -191,9 +191,25 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def _study_common(p: argparse.ArgumentParser) -> None:
     """A study's own options, then every run setting (default: the preset's or the spec's value)."""
-    p.add_argument("--out", required=True, help="study folder (report.md, results.json, runs/)")
-    p.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel worker processes")
+    p.add_argument("--out", required=True, help="study folder (report.md, results.json, runs/); with --engine dask, "
+                   "storage every worker sees")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local: this machine's processes (default); dask: a Dask cluster (pip install 'xpmlp[dask]')")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="runs trained in parallel: local worker processes, or the embedded Dask cluster's workers")
+    p.add_argument("--workers", type=positive_int, default=None, help="the same number as --jobs (default: 1 local; "
+                   "dask: one per GPU with --device cuda, else one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --engine dask: an existing cluster's scheduler (tcp://host:8786) instead of a "
+                        "LocalCluster on loopback")
     add_setting_args(p, with_defaults=False)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    """The engine of a study's --engine/--jobs/--workers/--scheduler (checked before anything is written)."""
+    from .studies.engines import make_engine
+
+    return make_engine(args.engine, jobs=args.jobs, workers=args.workers, scheduler=args.scheduler)
 
 
 def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,15 +231,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings.update(_study_overrides(args))
     if args.activations is not None:
         settings["activations"] = args.activations
-    compare(settings, args.out, jobs=args.jobs, note=PRESET_NOTES.get(args.preset))
+    compare(settings, args.out, jobs=_engine(args), note=PRESET_NOTES.get(args.preset))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .studies import load_spec, sweep
 
+    engine = _engine(args)
     spec = load_spec(args.spec)
-    sweep(spec, args.out, overrides=_study_overrides(args), jobs=args.jobs)
+    sweep(spec, args.out, overrides=_study_overrides(args), jobs=engine)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The training loop: both regimes of the experiments, History, early stopping, evaluation.
+"""The training loop: both regimes of the experiments, History, callbacks, evaluation.
 
 Regimes:
   * ``epochs``: a fresh seeded shuffle of the training set each epoch; train and validation
@@ -13,20 +13,23 @@ stay on the device and are read in one synchronising transfer every ``sync_every
 
 Every random draw is a function of (seed, epoch or window), so a run resumed from a
 checkpoint at any step replays exactly the same batches as an uninterrupted run.
+
+Early stopping, the progress bar and the checkpoint are callbacks (``xpmlp.callbacks``; the
+contract is ``Callback``'s docstring); ``Trainer(..., callbacks=[...])`` adds others.
 """
 
 from __future__ import annotations
 
 import math
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .backend import Backend, host_rng, on_device
+from .callbacks import Callback, CheckpointCallback, EarlyStopping, ProgressBar, ambient_callbacks, call_all, wants_bar
 from .errors import DivergenceError, InputError
 from .losses import softmax_cross_entropy
 from .model import MLP
@@ -198,8 +201,12 @@ class Interrupt:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
+        self.request(signal.Signals(signum).name)
+
+    def request(self, signal_name: str = "SIGINT") -> None:
+        """Act as if ``signal_name`` had come (from another thread: a study engine stopping its runs)."""
+        self.signal_name = self.signal_name or signal_name
         self.requested = True
-        self.signal_name = signal.Signals(signum).name
 
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():
@@ -230,30 +237,58 @@ class Trainer:
         progress: ``"auto"`` (a tqdm bar on an interactive terminal, else log lines),
             ``"bar"``, ``"lines"`` or ``"none"``.
         on_checkpoint: called with the trainer at each evaluation point, at a clean
-            Ctrl-C stop and at the end (the run folder writes its checkpoint there).
+            Ctrl-C stop and at the end (the run folder writes its checkpoint there);
+            it runs as the last callback (``CheckpointCallback``).
+        callbacks: ``xpmlp.callbacks.Callback`` objects (the contract is in its docstring).
     """
 
     def __init__(self, model: MLP, config: TrainConfig, *, log: Callable[[str], None] | None = print,
                  progress: str = "auto", on_checkpoint: Callable[[Trainer], None] | None = None,
-                 optimizer: Optimizer | None = None) -> None:
+                 optimizer: Optimizer | None = None, callbacks: Sequence[Callback] = ()) -> None:
         self.model, self.config = model, config
         self.log = log or (lambda line: None)
         self.progress = progress
         self.on_checkpoint = on_checkpoint
+        self.callbacks = self._callbacks(callbacks)
         self.optimizer = optimizer or make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
                                                      weight_decay=config.weight_decay, backend=model.backend)
         self.optimizer.bind(model.backend)
         self.history = History(regime=config.regime)
         self.step = 0  # optimizer steps done
         self.samples_seen = 0  # training examples consumed (the last batch of an epoch may be short)
+        self.planned_steps = 0  # the steps of the whole run, known once fit has seen the data
         self.best_state: dict[str, Array] | None = None
         self.best_value: float | None = None
         self.bad_evals = 0
         self.interrupted = False
         self.interrupted_by = ""  # "SIGINT" or "SIGTERM" when a signal stopped the run
+        self.stop_requested = False  # set by a callback (or returned from on_evaluation): stop after this point
+        self.error: BaseException | None = None  # the exception ending fit, while on_train_end runs
         self.train_seconds = 0.0
         self._pending: list[Array] = []  # per-step losses still on the device
         self._window_start = 0.0
+        self._interrupt: Interrupt | None = None
+        self._early_interrupt = ""  # request_interrupt before fit began
+
+    def _callbacks(self, given: Sequence[Callback]) -> list[Callback]:
+        """The callbacks in the order of the contract (see ``Callback``)."""
+        c = self.config
+        built: list[Callback] = [EarlyStopping(c.early_stopping, c.early_stopping_metric, c.restore_best)] \
+            if c.early_stopping else []
+        if wants_bar(self.progress):
+            built.append(ProgressBar())
+        built += [*given, *ambient_callbacks()]
+        if self.on_checkpoint is not None:
+            built.append(CheckpointCallback(self.on_checkpoint))
+        return built
+
+    def request_interrupt(self, signal_name: str = "SIGINT") -> None:
+        """Stop at the next step boundary as a Ctrl-C does: checkpoint, history says "interrupted at step N",
+        a later fit resumes. Safe from another thread (a study engine stopping its runs)."""
+        if self._interrupt is not None:
+            self._interrupt.request(signal_name)
+        else:
+            self._early_interrupt = signal_name
 
     @property
     def backend(self) -> Backend:
@@ -311,30 +346,44 @@ class Trainer:
 
         Inputs may be host NumPy arrays or arrays of the model's backend; they are checked
         once and moved to the device once. The loop: one block (an epoch, or a log window of
-        iterations) after another; each block ends at an evaluation point (``_end_of_block``).
+        iterations) after another; each block ends at an evaluation point (``_end_of_block``),
+        where the callbacks may stop it.
         """
         data = self._prepare(X_train, y_train, X_val, y_val)
         total = self.total_steps(data.n)
-        if self.step >= total or self.history.stopped.startswith("early stopping"):
+        if self.step >= total or _final_stop(self.history.stopped):
             self.log(f"nothing to do: the run already has {self.step} of {total} steps ({self.history.stopped})")
             return self.history
         self.history.stopped = ""  # a resumed run is no longer 'interrupted'
-        bar = self._make_bar(total)
+        self.planned_steps, self.stop_requested, self.error = total, False, None
         self._window_start = time.perf_counter()
-        with Interrupt() as interrupt:
-            while self.step < total and not self.interrupted:
-                block_start, block_steps = self._run_block(data, total, interrupt, bar)
-                # an evaluation belongs to the end of each epoch / log window, even when Ctrl-C came
-                # on its last step: a resumed run starts in the next block and would never make it
-                if self.step == block_start + block_steps and self._end_of_block(data, bar):
-                    break
-            if self.interrupted:
-                self.train_seconds += time.perf_counter() - self._window_start
-                self.history.stopped = f"interrupted at step {self.step}"
-                if self.on_checkpoint:
-                    self.on_checkpoint(self)
-        self._finish(bar)
+        try:
+            with Interrupt() as interrupt:
+                self._interrupt = interrupt
+                if self._early_interrupt:
+                    interrupt.request(self._early_interrupt)
+                    self._early_interrupt = ""
+                call_all(self.callbacks, "on_train_begin", self)
+                self._loop(data, total, interrupt)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self._interrupt = None
+            self._finish()
         return self.history
+
+    def _loop(self, data: _FitData, total: int, interrupt: Interrupt) -> None:
+        """Blocks until the run is done, a callback stops it, or a signal interrupts it."""
+        while self.step < total and not self.interrupted and not self.stop_requested:
+            block_start, block_steps = self._run_block(data, total, interrupt)
+            # an evaluation belongs to the end of each epoch / log window, even when Ctrl-C came
+            # on its last step: a resumed run starts in the next block and would never make it
+            if self.step == block_start + block_steps:
+                self._end_of_block(data)
+        if self.interrupted:
+            self.train_seconds += time.perf_counter() - self._window_start
+            self.history.stopped = f"interrupted at step {self.step}"
 
     def _prepare(self, X_train: Any, y_train: Any, X_val: Any, y_val: Any) -> _FitData:
         """Check and move the inputs once; build the schedule and the fixed train-accuracy subset."""
@@ -358,7 +407,7 @@ class Trainer:
         return _FitData(X, y, n, X_val_dev, y_val_dev, model.xp.take(X, scored, axis=0),
                         model.xp.take(y, scored, axis=0), schedule)
 
-    def _run_block(self, data: _FitData, total: int, interrupt: Interrupt, bar: Any) -> tuple[int, int]:
+    def _run_block(self, data: _FitData, total: int, interrupt: Interrupt) -> tuple[int, int]:
         """The steps of the current block, from wherever the run stands in it; returns its (start, length)."""
         config, xp = self.config, self.model.xp
         block_start, indices = self._block_indices(data.n)
@@ -368,14 +417,14 @@ class Trainer:
             batch_indices = indices[k * batch:min((k + 1) * batch, indices.shape[0])]
             self._step(xp.take(data.X, batch_indices, axis=0), xp.take(data.y, batch_indices, axis=0), data)
             if len(self._pending) >= config.sync_every:
-                self._flush(self._pending, bar)
+                self._flush(self._pending)
             if interrupt.requested:
                 self.interrupted = True
                 self.interrupted_by = interrupt.signal_name
                 break
             if config.regime == "iterations" and (self.step % config.log_every == 0 or self.step == total):
                 break
-        self._flush(self._pending, bar)
+        self._flush(self._pending)
         return block_start, block_steps
 
     def _block_indices(self, n: int) -> tuple[int, Array]:
@@ -399,31 +448,26 @@ class Trainer:
         self.step += 1
         self.samples_seen += X_batch.shape[0]
 
-    def _end_of_block(self, data: _FitData, bar: Any) -> bool:
-        """The evaluation point after each epoch or log window; True when training should stop.
-
-        This is where everything that happens "after each evaluation" hooks in: the
-        checkpoint (``on_checkpoint``) and early stopping.
-        """
+    def _end_of_block(self, data: _FitData) -> None:
+        """The evaluation point after each epoch or log window: evaluate, then every callback's
+        ``on_evaluation`` (early stopping, a pruner, ..., the checkpoint last), which may stop the run."""
         self.train_seconds += time.perf_counter() - self._window_start
-        stop = self._evaluate(data, bar)
+        record = self._evaluate(data)
         self._window_start = time.perf_counter()
-        if self.on_checkpoint:
-            self.on_checkpoint(self)
-        return stop
+        for callback in self.callbacks:
+            if callback.on_evaluation(self, record) or self.stop_requested:
+                self.stop_requested = True
+                if not self.history.stopped:
+                    self.history.stopped = f"stopped by {type(callback).__name__} at step {self.step}"
 
-    def _finish(self, bar: Any) -> None:
-        """Close the bar, name how the run ended, and restore the best weights after early stopping."""
-        if bar is not None:
-            bar.close()
+    def _finish(self) -> None:
+        """Name how the run ended, then every callback's ``on_train_end`` (the bar closes, early stopping
+        restores the best weights, an interrupted run checkpoints)."""
         if not self.history.stopped:
             self.history.stopped = "completed"
-        config = self.config
-        if config.early_stopping and config.restore_best and self.best_state is not None and not self.interrupted:
-            for name, value in self.best_state.items():
-                self.model.net.set_param(name, value * 1.0)
+        call_all(self.callbacks, "on_train_end", self)
 
-    def _flush(self, pending: list[Array], bar: Any) -> None:
+    def _flush(self, pending: list[Array]) -> None:
         """Read the pending losses in one transfer, record them, stop on NaN/inf."""
         if not pending:
             return
@@ -440,31 +484,22 @@ class Trainer:
                     f"training diverged: the loss is {v} at step {step} (learning rate {self.optimizer.lr:g}); "
                     "lower --lr (e.g. by 10x), add --reg, or standardise the inputs")
         self.history.iteration_loss.extend(values)
-        if bar is not None:
-            bar.update(len(values))
-            bar.set_postfix_str(self._postfix(), refresh=False)
+        call_all(self.callbacks, "on_losses", self, values)
 
-    def _postfix(self) -> str:
-        loss = self.history.iteration_loss[-1] if self.history.iteration_loss else float("nan")
-        last = self.history.eval[-1]["val_acc"] if self.history.eval else None
-        return f"loss {loss:.4f}" + (f", val acc {last:.4f}" if last is not None else "")
-
-    def _evaluate(self, data: _FitData, bar: Any) -> bool:
-        """Record one evaluation point; log it; return True when early stopping says stop."""
+    def _evaluate(self, data: _FitData) -> dict[str, Any]:
+        """Record one evaluation point, log it, keep the best weights; returns the record."""
         c, model = self.config, self.model
         _, train_acc = evaluate(model, data.X_scored, data.y_scored)
         val_loss, val_acc = evaluate(model, data.X_val, data.y_val) if data.X_val is not None else (None, None)
         epoch = self.epoch_at(self.step, data.n)
-        schedule = data.schedule
         if c.regime == "epochs":
-            k = self.steps_per_epoch(data.n)
-            losses = self.history.iteration_loss[-k:]
+            losses = self.history.iteration_loss[-self.steps_per_epoch(data.n):]
             train_loss = sum(losses) / len(losses)
         else:
             train_loss = self.history.iteration_loss[-1]
         point = {"iteration": self.step, "epoch": round(epoch, 6), "train_loss": train_loss,
                  "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-                 "lr": schedule(epoch), "time": round(self.train_seconds, 4)}
+                 "lr": data.schedule(epoch), "time": round(self.train_seconds, 4)}
         self.history.eval.append(point)
         if c.regime == "iterations":
             line = f"iteration {self.step} / {c.iterations}: loss {train_loss:.6f}"
@@ -473,18 +508,16 @@ class Trainer:
             line = (f"epoch {round(epoch)} / {c.epochs}: loss {train_loss:.6f}, train acc {train_acc:.4f}"
                     + (f", val loss {val_loss:.4f}, val acc {val_acc:.4f}" if val_acc is not None else "")
                     + f", lr {point['lr']:.3g}, {self.train_seconds:.1f}s")
-        if bar is not None:
-            bar.set_postfix_str(self._postfix())
-            bar.write(line)  # above the bar, which stays at the bottom
-        else:
-            self.log(line)
-        return self._track_best(point)
+        self.log(line)  # above the progress bar while one shows (ProgressBar swaps the log)
+        self._track_best(point)
+        return point
 
-    def _track_best(self, point: dict[str, Any]) -> bool:
-        """Keep the best-validation weights; True when patience has run out."""
+    def _track_best(self, point: dict[str, Any]) -> None:
+        """Keep the best-validation weights and count the evaluations without improvement (``bad_evals``,
+        which ``EarlyStopping`` watches)."""
         c = self.config
         if point["val_acc"] is None:
-            return False
+            return
         value = point[c.early_stopping_metric]
         sign = 1.0 if c.early_stopping_metric == "val_acc" else -1.0
         if self.best_value is None or sign * (value - self.best_value) > c.min_delta:
@@ -492,29 +525,23 @@ class Trainer:
             self.bad_evals = 0
             self.best_state = {k: v * 1.0 for k, v in self.model.params.items()}  # a device copy
             self.history.best = dict(point)
-            return False
-        self.bad_evals += 1
-        if c.early_stopping and self.bad_evals >= c.early_stopping:
-            self.history.stopped = (f"early stopping at step {self.step}: {c.early_stopping_metric} has not "
-                                    f"improved for {self.bad_evals} evaluations; best {self.best_value:.4f} at "
-                                    f"step {self.history.best['iteration']}")
-            self.log(self.history.stopped)
-            return True
-        return False
+        else:
+            self.bad_evals += 1
 
-    def _make_bar(self, total: int) -> Any:
-        mode = self.progress
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "lines"
-        if mode != "bar":
-            return None
-        from tqdm.auto import tqdm
-        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, leave=True)
+
+def _final_stop(stopped: str) -> bool:
+    """Whether a run that ended this way is over for good (early stopping, a callback's stop)."""
+    return bool(stopped) and stopped != "completed" and not stopped.startswith(("interrupted", "diverged"))
 
 
 def train(model: MLP, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any = None,
           **config: Any) -> History:
-    """One-call training: ``train(model, X, y, Xv, yv, epochs=5, lr=0.1)`` -> History."""
+    """One-call training: ``train(model, X, y, Xv, yv, epochs=5, lr=0.1)`` -> History.
+
+    ``log``, ``progress`` and ``callbacks`` go to the Trainer, the other keywords to TrainConfig.
+    """
     log = config.pop("log", print)
     progress = config.pop("progress", "auto")
-    return Trainer(model, TrainConfig(**config), log=log, progress=progress).fit(X_train, y_train, X_val, y_val)
+    callbacks = config.pop("callbacks", ())
+    return Trainer(model, TrainConfig(**config), log=log, progress=progress,
+                   callbacks=callbacks).fit(X_train, y_train, X_val, y_val)

@@ -1,7 +1,9 @@
 """Sweep specs: read (JSON, or YAML without anchors or aliases), check, and expand into configurations.
 
-A spec names a ``base`` configuration and either ``candidates`` (a list of settings) or a
-``grid`` of values to combine (``search: random`` with ``samples: N`` draws N of them). Every
+A spec names a ``base`` configuration and one of ``candidates`` (a list of settings), a
+``grid`` of values to combine (``search: random`` with ``samples: N`` draws N of them), or a
+``space`` of ranges that Optuna searches (``search: tpe|random|cmaes``, ``trials: N``, optional
+``prune: median|hyperband`` and ``storage: sqlite:///...``; see ``space`` and ``search``). Every
 limit here exists so that a few bytes of spec cannot ask for gigabytes: the file is at most
 1 MiB, YAML anchors and aliases are refused (nested aliases expand exponentially), strings
 are at most 200 characters, and a study has at most 10,000 configurations.
@@ -20,6 +22,7 @@ from ..backend import host_rng
 from ..errors import InputError
 from ..settings import DEFAULTS
 from .checks import check_block, check_setting, one_line, show
+from .space import parse_space
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_TEXT = 200
@@ -28,10 +31,17 @@ MAX_CONFIGS = 10_000
 MAX_POPULATION = 10**12
 MAX_DEPTH = 8
 
-SPEC_KEYS = ("name", "dataset", "base", "grid", "candidates", "search", "samples", "seed", "select_top")
-#: The settings a grid or a candidate may vary (``base`` may hold any run setting).
+SPEC_KEYS = ("name", "dataset", "base", "grid", "candidates", "space", "search", "samples", "trials", "prune",
+             "storage", "seed", "select_top")
+#: The settings a grid, a candidate or a search space may vary (``base`` may hold any run setting).
 SWEEP_KEYS = ("hidden", "activation", "optimizer", "lr", "momentum", "reg", "epochs", "batch_size",
-              "lr_schedule", "weight_decay", "init", "preprocess")
+              "lr_schedule", "weight_decay", "init", "preprocess", "dropout")
+#: ``search`` over a ``grid`` (built in) and over a ``space`` (Optuna's samplers).
+GRID_SEARCHES = ("grid", "random")
+SPACE_SEARCHES = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+_SEARCH_ONLY = ("trials", "prune", "storage")
+_STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 _SWEEP_KNOWN = "a sweep varies " + ", ".join(SWEEP_KEYS)
 
 
@@ -126,24 +136,60 @@ def check_spec(spec: Any, where: str = "sweep spec") -> dict[str, Any]:
     unknown = set(spec) - set(SPEC_KEYS)
     if unknown:
         raise InputError(one_line(f"{where}: unknown keys {show(sorted(unknown), 120)}; known: {sorted(SPEC_KEYS)}"))
-    if ("grid" in spec) == ("candidates" in spec):
-        raise InputError(f"{where}: give either 'grid' (values to combine) or 'candidates' (a list of settings)")
+    if sum(k in spec for k in ("grid", "candidates", "space")) != 1:
+        raise InputError(f"{where}: give either 'grid' (values to combine), 'candidates' (a list of settings) or "
+                         "'space' (ranges for an Optuna search)")
     _check_option(spec, where, "name", lambda v: isinstance(v, str), "a string", "my-search")
-    _check_option(spec, where, "search", lambda v: v in ("grid", "random"), "'grid' or 'random'", "random")
+    if "space" in spec:
+        _check_search_options(spec, where)
+    else:
+        _check_option(spec, where, "search", lambda v: v in GRID_SEARCHES,
+                      "'grid' or 'random' with a grid ('tpe', 'random' or 'cmaes' search a 'space')", "random")
+        given = [k for k in _SEARCH_ONLY if k in spec]
+        if given:
+            raise InputError(f"{where}: {', '.join(given)} belong to a search over a 'space' (search: tpe); "
+                             "drop them or give a space")
     _check_option(spec, where, "samples", lambda v: _is_int(v, 1), "a positive integer", "10")
     _check_option(spec, where, "seed", lambda v: _is_int(v, 0), "a non-negative integer", "0")
     _check_option(spec, where, "select_top", lambda v: _is_int(v, 1), "a positive integer", "1")
     if "dataset" in spec:
         check_setting("dataset", spec["dataset"], where)
-    if spec.get("search") == "random" and "grid" not in spec:
-        raise InputError(f"{where}: search: random draws from a 'grid'; give a grid, or drop 'search'")
+    if spec.get("search") == "random" and "candidates" in spec:
+        raise InputError(f"{where}: search: random draws from a 'grid' (or, through Optuna, a 'space'); give one, "
+                         "or drop 'search'")
     check_block(spec.get("base", {}), f"{where}: base", DEFAULTS, "known: " + ", ".join(DEFAULTS))
     if "candidates" in spec:
         _check_candidates(spec["candidates"], where)
-    else:
+    elif "grid" in spec:
         _check_grid(spec["grid"], where)
         _grid_size(spec)
+    else:
+        parse_space(spec["space"], where, SWEEP_KEYS)
     return spec
+
+
+def is_search(spec: dict[str, Any]) -> bool:
+    """Whether the spec is an Optuna search over a ``space`` (else candidates or a grid)."""
+    return "space" in spec
+
+
+def _check_search_options(spec: dict[str, Any], where: str) -> None:
+    """``search``, ``trials``, ``prune`` and ``storage`` of a search over a space."""
+    _check_option(spec, where, "search", lambda v: v in SPACE_SEARCHES,
+                  "'tpe', 'random' or 'cmaes' with a space ('grid' needs a grid)", "tpe")
+    if "trials" not in spec:
+        raise InputError(f"{where}: a search over a space needs trials: N (how many configurations to train)")
+    _check_option(spec, where, "trials", lambda v: _is_int(v, 1) and v <= MAX_CONFIGS,
+                  f"a positive integer (at most {MAX_CONFIGS:,})", "20")
+    _check_option(spec, where, "prune", lambda v: v in PRUNERS, "'median', 'hyperband' or 'none'", "hyperband")
+    _check_option(spec, where, "storage", _is_storage_url, "a database URL (the default is a journal file "
+                  "in --out)", "sqlite:///study.db")
+    if "samples" in spec:
+        raise InputError(f"{where}: samples counts draws from a grid; a search over a space counts trials: N")
+
+
+def _is_storage_url(value: Any) -> bool:
+    return isinstance(value, str) and value.split(":", 1)[0].split("+")[0] in _STORAGE_SCHEMES and "://" in value
 
 
 def _check_candidates(candidates: Any, where: str) -> None:
@@ -196,7 +242,10 @@ def _grid_size(spec: dict[str, Any]) -> int:
 
 
 def expand_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The list of settings a spec asks for: explicit candidates, a full grid, or a random sample of it."""
+    """The list of settings a spec asks for: explicit candidates, a full grid, or a random sample of it
+    (a search over a ``space`` chooses its configurations as it goes: see ``search``)."""
+    if is_search(spec):
+        raise InputError("a search over a space has no fixed list of configurations; run it with sweep")
     if "candidates" in spec:
         combos = [dict(c) for c in spec["candidates"]]
     else:

@@ -8,9 +8,13 @@ from typing import Any
 from .. import plots
 from ..runfolder import check_out
 from .checks import make_configs
-from .execute import Log, inside, run_key, run_many
+from .execute import Engine, Log, inside, run_key, run_many
+from .ranking import RANKING_HEADER, rank_by_validation, ranking_row
 from .report import finish, finished, fmt, histories, results_of, table_or_note, text_table, unfinished_section
-from .spec import check_spec, expand_spec
+from .search import search
+from .spec import check_spec, expand_spec, is_search
+
+__all__ = ["rank_by_validation", "sweep"]
 
 
 def _distinct(configs: list[dict[str, Any]], log: Log) -> list[dict[str, Any]]:
@@ -23,9 +27,12 @@ def _distinct(configs: list[dict[str, Any]], log: Log) -> list[dict[str, Any]]:
     return [configs[i - 1] for i in seen.values()]
 
 
-def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | None = None, jobs: int = 1,
-          log: Log = print, command: str | None = None) -> dict[str, Any]:
+def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | None = None,
+          jobs: int | Engine = 1, log: Log = print, command: str | None = None) -> dict[str, Any]:
     """Train every configuration of ``spec``; rank by best validation accuracy; report test accuracy.
+
+    ``jobs``: local worker processes, or an Engine (``engines.make_engine``). A spec with a
+    ``space`` is an Optuna search (``search.search``): its trials are chosen as it goes.
 
     Selection never looks at the test set: the ranking and the chosen model use validation
     accuracy only; test accuracy is reported for the selected model(s) afterwards. Every
@@ -34,6 +41,8 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     never ranked, and ``StudyInterrupted`` is raised once the report is written.
     """
     spec = check_spec(spec)
+    if is_search(spec):
+        return search(spec, out, overrides=overrides, jobs=jobs, log=log, command=command)
     out = Path(out)
     base = {**spec.get("base", {}), **({"dataset": spec["dataset"]} if "dataset" in spec else {})}
     # the command line wins over the spec (e.g. --epochs 1 for a quick version)
@@ -42,9 +51,8 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     rows = run_many(configs, out, jobs=jobs, log=log)
     ranked = rank_by_validation(finished(rows))
     top = min(int(spec.get("select_top", 1)), len(ranked))
-    header = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc",
-              "final test acc", "selected"]
-    table = [_ranking_row(i, r, top) for i, r in enumerate(ranked, 1)]
+    header = RANKING_HEADER
+    table = [ranking_row(i, r, top) for i, r in enumerate(ranked, 1)]
     if table:
         log(text_table(header, table))
     curves = histories({f"#{i} " + run_key(r["config"]): r["run_dir"] for i, r in enumerate(ranked, 1)})
@@ -57,14 +65,6 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
                                     "best_val_acc": r["metrics"]["best_val_acc"], "test_acc": r["metrics"]["test_acc"]}
                                    for r in selected])
     return finish(out, results, _report(spec, configs, results, header, table, rows), rows, log)
-
-
-def _ranking_row(rank: int, r: dict[str, Any], top: int) -> list[str]:
-    c, m = r["config"], r["metrics"]
-    structure = "-".join(str(s) for s in m["sizes"]) if m.get("sizes") else "-".join(map(str, c["hidden"]))
-    return [str(rank), structure, c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
-            f"{c['lr']:g}", f"{c['reg']:g}", fmt(m["best_val_acc"]), fmt(m["test_acc"]),
-            "yes" if rank <= top else ""]
 
 
 def _report(spec: dict[str, Any], configs: list[dict[str, Any]], results: dict[str, Any], header: list[str],
@@ -88,11 +88,3 @@ def _report(spec: dict[str, Any], configs: list[dict[str, Any]], results: dict[s
         *unfinished_section(rows),
         "## Accuracy per candidate (dashed: train subset, solid: validation)", "", "![accuracy](accuracy.png)", "",
     ]
-
-
-def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first)."""
-    def key(r: dict[str, Any]) -> tuple[float, int]:
-        val = r["metrics"].get("best_val_acc")
-        return (-(val if val is not None else -1.0), r["metrics"].get("params") or 0)
-    return sorted(rows, key=key)
