@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import Backend, check_dtype
+from .blas import gemm_at_b
 
 
 class NumpyBackend(Backend):
@@ -37,12 +38,14 @@ class NumpyBackend(Backend):
         return np.random.default_rng(list(key)).random(shape, dtype=np.dtype(check_dtype(dtype or self.dtype)))
 
     def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
-        # One GEMM into a temporary, then in-place passes (NumPy's matmul has no beta). SciPy's BLAS
-        # wrappers would update C in place, but SciPy's wheels bring their own OpenBLAS with its own
-        # thread pool, which competed with NumPy's for the two cores here: 6x slower per step.
+        # One call of NumPy's own BLAS with β (see backend/blas.py): no temporary, one pass over C.
+        if gemm_at_b(C, A, B, alpha, beta):
+            return C
+        # Elsewhere (another BLAS, odd strides): a GEMM into a temporary, then in-place passes.
         product = np.matmul(A.T, B)
         product *= alpha
-        C *= beta
+        if beta != 1.0:
+            C *= beta
         C += product
         return C
 

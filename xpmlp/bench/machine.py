@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..backend import Backend
+from ..backend.blas import numpy_gemm
 
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS")
@@ -126,6 +127,8 @@ def _blas() -> dict[str, Any]:
     # scikit-learn's MLPClassifier does its products with NumPy's ``@``: the "numpy" entry is its BLAS too
     blas: dict[str, Any] = {"numpy": _blas_entries(pools, "numpy"), "scipy": _blas_entries(pools, "scipy"),
                             "sklearn": _blas_entries(pools, "scikit_learn")}
+    # the fused weight update on NumPy calls this symbol of NumPy's own BLAS (None: matmul + passes)
+    blas["numpy_fused_gemm"] = numpy_gemm()
     if pools is None:
         blas["note"] = "threadpoolctl is not installed: pip install threadpoolctl"
     try:

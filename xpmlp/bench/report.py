@@ -237,7 +237,9 @@ def _machine_lines(machine: dict[str, Any]) -> list[str]:
     return [f"CPU: {machine['cpu_model']} ({machine['cores_available']} cores available"
             + (f"; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end)" if load else ")")
             + (f"; GPU: {machine['gpu']}" if machine.get("gpu") else ""),
-            f"BLAS numpy: {_blas_line(blas.get('numpy', []))}",
+            f"BLAS numpy: {_blas_line(blas.get('numpy', []))}; fused weight update: "
+            + (f"{blas['numpy_fused_gemm']} (NumPy's own BLAS, with beta)" if blas.get("numpy_fused_gemm")
+               else "matmul, then in-place passes"),
             torch_line,
             f"versions: {versions}",
             f"env: {env}; date {machine['date']}"]
