@@ -66,8 +66,11 @@ TRAIN = ["train", "--dataset", "fashion-mnist", "--device", "cpu", "--quiet"]
     (["--epochs", "1", "--init", "std:abc"], ["init", "std:abc"]),
     (["--epochs", "1", "--reg", "-1"], ["reg"]),
     (["--epochs", "1", "--preprocess", "whiten"], ["preprocess", "whiten"]),
+    (["--epochs", "1", "--augment", "rotate"], ["augment", "rotate"]),
+    (["--epochs", "1", "--dataset", "mnist", "--augment", "flip"], ["flip", "mnist", "shift:N"]),
 ], ids=["negative-lr", "zero-lr", "activation", "both-regimes", "no-regime", "optimizer", "schedule-kind",
-        "schedule-number", "schedule-gamma", "init-kind", "init-number", "negative-reg", "preprocess"])
+        "schedule-number", "schedule-gamma", "init-kind", "init-number", "negative-reg", "preprocess", "augment",
+        "augment-flip-mnist"])
 def test_bad_train_arguments_give_exit_2_and_one_line(capsys, tmp_path, monkeypatch, extra, words) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"

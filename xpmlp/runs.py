@@ -18,8 +18,10 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import plots
+from .augment import check_augment
 from .backend import FLOAT_DTYPES, get_backend
 from .data import check_fingerprint, prepare, resolve_root
+from .data.registry import canonical_name
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
@@ -137,7 +139,9 @@ def resume_settings(given: dict[str, Any], saved: dict[str, Any], say: Callable[
     Settings that may change on resume (``CHANGEABLE_ON_RESUME``) are applied and each change is
     said once ("resuming with lr 0.01 (was 1000)"); any other setting given with another value
     than the checkpoint's is refused: it would make the second half of the run another run.
+    A setting newer than the checkpoint (absent from it) takes its default: what the run had then.
     """
+    saved = {**DEFAULTS, **saved}
     cfg = dict(saved)
     for key, value in given.items():
         if value is None or key not in DEFAULTS or value == saved.get(key):
@@ -241,6 +245,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         state = _load_resume(resume)
         cfg = resume_settings(cfg, state["config"], say)
     train_config(cfg).validate()
+    check_augment(cfg["augment"], canonical_name(cfg["dataset"]))
     if cfg.get("data_dir") is not None:
         cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
@@ -276,7 +281,7 @@ def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, 
     model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"],
                 dropout=cfg["dropout"])
     return Trainer(model, train_config(cfg), log=say, progress=progress,
-                   on_checkpoint=_Checkpointer(out, cfg, prepared))
+                   on_checkpoint=_Checkpointer(out, cfg, prepared), image_shape=tuple(prepared.image_shape))
 
 
 def _fit(trainer: Trainer, prepared: Any) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .augment import Augmenter, parse_augment
 from .backend import Backend, host_rng, on_device
 from .callbacks import Callback, CheckpointCallback, EarlyStopping, ProgressBar, ambient_callbacks, call_all, wants_bar
 from .errors import DivergenceError, InputError
@@ -69,6 +70,9 @@ class TrainConfig:
     early_stopping: int | None = field(default=None, metadata=cli("stop after this many evaluations without "
                                                                   "improvement", type="positive_int",
                                                                   metavar="PATIENCE"))
+    augment: str = field(default="none", metadata=cli("none | flip | shift:N | flip,shift:N: each training image "
+                                                      "mirrored (p=1/2) and/or moved up to N pixels (zero fill), "
+                                                      "a new draw each step, on the device"))
     early_stopping_metric: str = field(default="val_acc", metadata=cli("what early stopping watches",
                                                                        choices=["val_acc", "val_loss"]))
     min_delta: float = 0.0
@@ -105,6 +109,7 @@ class TrainConfig:
             raise InputError("train_eval_size must be >= 0")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise InputError(f"early-stopping patience must be a positive integer, got {self.early_stopping}")
+        parse_augment(self.augment)
         if self.early_stopping_metric not in ("val_acc", "val_loss"):
             raise InputError(f"early stopping watches 'val_acc' or 'val_loss', not {self.early_stopping_metric!r}")
 
@@ -225,6 +230,7 @@ class _FitData:
     X_scored: Array  # the fixed training subset whose accuracy is reported at each evaluation
     y_scored: Array
     schedule: Callable[[float], float]
+    augment: Augmenter | None = None  # random flips/shifts of each training batch (config.augment)
 
 
 class Trainer:
@@ -240,12 +246,15 @@ class Trainer:
             Ctrl-C stop and at the end (the run folder writes its checkpoint there);
             it runs as the last callback (``CheckpointCallback``).
         callbacks: ``xpmlp.callbacks.Callback`` objects (the contract is in its docstring).
+        image_shape: (H, W, C) of the images the rows flatten, which ``config.augment`` needs.
     """
 
     def __init__(self, model: MLP, config: TrainConfig, *, log: Callable[[str], None] | None = print,
                  progress: str = "auto", on_checkpoint: Callable[[Trainer], None] | None = None,
-                 optimizer: Optimizer | None = None, callbacks: Sequence[Callback] = ()) -> None:
+                 optimizer: Optimizer | None = None, callbacks: Sequence[Callback] = (),
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         self.model, self.config = model, config
+        self.image_shape = image_shape
         self.log = log or (lambda line: None)
         self.progress = progress
         self.on_checkpoint = on_checkpoint
@@ -405,7 +414,17 @@ class Trainer:
         # a fixed subset of the training set for the train accuracy, the same at every evaluation
         scored = model.backend.asarray(host_rng([config.seed, 3]).permutation(n)[:min(config.train_eval_size, n)])
         return _FitData(X, y, n, X_val_dev, y_val_dev, model.xp.take(X, scored, axis=0),
-                        model.xp.take(y, scored, axis=0), schedule)
+                        model.xp.take(y, scored, axis=0), schedule, self._augmenter())
+
+    def _augmenter(self) -> Augmenter | None:
+        """The augmentation ``config.augment`` asks for (None for none), its draws keyed by (seed, step)."""
+        spec = parse_augment(self.config.augment)
+        if not spec.active:
+            return None
+        if self.image_shape is None:
+            raise InputError(f"augment {self.config.augment!r} needs the images' shape: give "
+                             "Trainer(..., image_shape=(H, W, C)) (xpmlp train passes its data set's)")
+        return Augmenter(spec, self.image_shape, self.model.backend, self.config.seed)
 
     def _run_block(self, data: _FitData, total: int, interrupt: Interrupt) -> tuple[int, int]:
         """The steps of the current block, from wherever the run stands in it; returns its (start, length)."""
@@ -415,7 +434,10 @@ class Trainer:
         block_steps = self.steps_per_epoch(data.n) if config.regime == "epochs" else indices.shape[0] // batch
         for k in range(self.step - block_start, block_steps):
             batch_indices = indices[k * batch:min((k + 1) * batch, indices.shape[0])]
-            self._step(xp.take(data.X, batch_indices, axis=0), xp.take(data.y, batch_indices, axis=0), data)
+            X_batch = xp.take(data.X, batch_indices, axis=0)
+            if data.augment is not None:
+                X_batch = data.augment(X_batch, self.step)
+            self._step(X_batch, xp.take(data.y, batch_indices, axis=0), data)
             if len(self._pending) >= config.sync_every:
                 self._flush(self._pending)
             if interrupt.requested:
@@ -538,10 +560,12 @@ def train(model: MLP, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any 
           **config: Any) -> History:
     """One-call training: ``train(model, X, y, Xv, yv, epochs=5, lr=0.1)`` -> History.
 
-    ``log``, ``progress`` and ``callbacks`` go to the Trainer, the other keywords to TrainConfig.
+    ``log``, ``progress``, ``callbacks`` and ``image_shape`` go to the Trainer, the other keywords
+    to TrainConfig.
     """
     log = config.pop("log", print)
     progress = config.pop("progress", "auto")
     callbacks = config.pop("callbacks", ())
-    return Trainer(model, TrainConfig(**config), log=log, progress=progress,
-                   callbacks=callbacks).fit(X_train, y_train, X_val, y_val)
+    image_shape = config.pop("image_shape", None)
+    return Trainer(model, TrainConfig(**config), log=log, progress=progress, callbacks=callbacks,
+                   image_shape=image_shape).fit(X_train, y_train, X_val, y_val)

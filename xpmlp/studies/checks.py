@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..augment import check_augment
 from ..backend import Backend, get_backend
 from ..data.preprocess import PREPROCESS_METHODS
 from ..data.registry import canonical_name
@@ -156,6 +157,7 @@ VALUE_CHECKS: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
     ("preprocess", _check_preprocess),
     ("early_stopping", _check_early_stopping),
     ("dropout", lambda c: Dropout(get_backend("cpu"), c["dropout"])),
+    ("augment", lambda c: check_augment(c["augment"], canonical_name(c["dataset"]))),
 )
 
 

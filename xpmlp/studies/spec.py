@@ -35,7 +35,7 @@ SPEC_KEYS = ("name", "dataset", "base", "grid", "candidates", "space", "search",
              "storage", "seed", "select_top")
 #: The settings a grid, a candidate or a search space may vary (``base`` may hold any run setting).
 SWEEP_KEYS = ("hidden", "activation", "optimizer", "lr", "momentum", "reg", "epochs", "batch_size",
-              "lr_schedule", "weight_decay", "init", "preprocess", "dropout")
+              "lr_schedule", "weight_decay", "init", "preprocess", "dropout", "augment")
 #: ``search`` over a ``grid`` (built in) and over a ``space`` (Optuna's samplers).
 GRID_SEARCHES = ("grid", "random")
 SPACE_SEARCHES = ("tpe", "random", "cmaes")
