@@ -50,14 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contenders", type=_contender_list, default=None,
                         help="comma-separated subset of xpmlp,torch,sklearn,gemm "
                              "(default all on the CPU; xpmlp,torch,gemm on a GPU)")
-    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[500, 500],
-                        help="hidden widths; depth = number of widths (default 500 500)")
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="minibatch size (default 128)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                        help="hidden widths; depth = number of widths (default 500 500; --estimator: 100, then 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="minibatch size (default 128; --estimator: 200)")
     parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default 0.1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--epochs", type=positive_int, default=None, help="timed epochs per round (default 1)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="timed epochs per round (default 1; --estimator: epochs per fit, 3)")
     parser.add_argument("--rounds", type=positive_int, default=None,
-                        help="interleaved rounds (default 5; 3 with --quick)")
+                        help="interleaved rounds (default 5, --estimator 7; 3 with --quick)")
     parser.add_argument("--train-size", type=positive_int, default=None,
                         help=f"training samples per epoch (default all 55,000; {QUICK_TRAIN_SIZE:,} with --quick)")
     parser.add_argument("--threads", type=positive_int, default=None,
@@ -75,10 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also cProfile one extra xpmlp epoch and print its top N functions")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON (atomically)")
+    parser.add_argument("--estimator", action="store_true",
+                        help="instead: xpmlp's MLPClassifier against scikit-learn's on Fashion-MNIST (same "
+                             "parameters, interleaved fits; uses --hidden, --batch-size, --epochs, --rounds, "
+                             "--train-size, --threads, --device, --quick, --json)")
+    parser.add_argument("--solvers", type=lambda text: [s.strip() for s in text.split(",") if s.strip()],
+                        default=None, help="with --estimator: comma-separated solvers (default sgd,adam)")
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    return BenchConfig(hidden=list(args.hidden), batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
+    hidden = [500, 500] if args.hidden is None else list(args.hidden)
+    batch_size = 128 if args.batch_size is None else args.batch_size
+    return BenchConfig(hidden=hidden, batch_size=batch_size, lr=args.lr, dtype=args.dtype,
                        epochs=args.epochs, rounds=args.rounds, train_size=args.train_size, threads=args.threads,
                        contenders=args.contenders, device=args.device, xpmlp_devices=args.xpmlp_devices,
                        memory=args.memory, data=args.data, quick=args.quick,
@@ -87,6 +97,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; print the report. 0 = ok, 1 = a contender failed, 2 = bad input."""
+    if getattr(args, "estimator", False):
+        from .estimator import run as run_estimator_benchmark
+
+        return run_estimator_benchmark(args)
     try:
         result = run_benchmark(config_from_args(args), log=lambda line: print(line, file=sys.stderr, flush=True))
     except XpmlpError as exc:
