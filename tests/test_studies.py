@@ -125,6 +125,32 @@ def test_sweep_ranks_by_validation_and_reports_test_of_selected_only(tmp_path, d
     assert (out / "accuracy.png").is_file()
 
 
+def test_a_sweep_over_augmentation_trains_with_it_and_shows_it_in_the_ranking(tmp_path, data_dir):
+    spec = {"name": "t", "dataset": "mnist", "base": {**{k: v for k, v in QUICK.items() if k != "dataset"}},
+            "candidates": [{"augment": "shift:1"}, {"augment": "none"}]}
+    out = tmp_path / "sw"
+    results = studies.sweep(spec, out, overrides={"data_dir": str(data_dir)}, log=lambda line: None)
+    weights = {r["config"]["augment"]: np.load(Path(r["run_dir"]) / "checkpoint.npz")["model/W1"]
+               for r in results["ranking"]}
+    assert not np.array_equal(weights["shift:1"], weights["none"])  # the shifted images changed the training
+    report = (out / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| rank"))
+    assert "| augment |" in header and "dropout" not in header  # a column for what differs, none for what does not
+    assert sum("| shift:1 |" in line for line in report.splitlines()) == 1
+
+
+def test_ranking_columns_name_every_setting_that_differs():
+    from xpmlp.studies.ranking import ranking_header, ranking_row, varying_settings
+
+    rows = [{"config": {"hidden": [8], "activation": "relu", "optimizer": "sgd", "epochs": 2, "iterations": None,
+                        "lr": 0.1, "reg": 0.0, "dropout": p, "augment": "flip", "seed": 0},
+             "metrics": {"best_val_acc": 0.9, "test_acc": 0.8, "sizes": [4, 8, 3]}} for p in (0.0, 0.25)]
+    extra = varying_settings(rows)
+    assert extra == ["dropout"]
+    assert ranking_header(extra)[7] == "dropout"
+    assert ranking_row(1, rows[1], 1, extra)[7] == "0.25"
+
+
 def test_selection_ignores_test_accuracy():
     rows = [
         {"config": {"activation": "a"}, "metrics": {"best_val_acc": 0.80, "test_acc": 0.99, "params": 10}},
@@ -169,7 +195,8 @@ def test_load_spec_errors(tmp_path):
         studies.load_spec(bad)
 
 
-@pytest.mark.parametrize("name", ["fashion-homework.yaml", "fashion-search.yaml"])
+@pytest.mark.parametrize("name", ["fashion-homework.yaml", "fashion-search.yaml", "fashion-augment.yaml",
+                                  "fashion-best.yaml"])
 def test_shipped_specs_are_valid(name):
     path = Path(__file__).resolve().parents[1] / "scripts" / "specs" / name
     spec = studies.load_spec(path)

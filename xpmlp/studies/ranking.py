@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .report import fmt
 
 RANKING_HEADER = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc",
                   "final test acc", "selected"]
+#: Settings that get a column of their own when they differ between the ranked runs.
+EXTRA_COLUMNS = ("dropout", "augment", "batch_size", "momentum", "lr_schedule", "weight_decay", "init",
+                 "preprocess", "seed")
+
+
+def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``EXTRA_COLUMNS`` whose value is not the same in every row (so the table tells the runs apart)."""
+    return [key for key in EXTRA_COLUMNS if len({repr(r["config"].get(key)) for r in rows}) > 1]
+
+
+def ranking_header(extra: Sequence[str]) -> list[str]:
+    """``RANKING_HEADER`` with a column for each of ``extra`` before the accuracies."""
+    return RANKING_HEADER[:7] + [key.replace("_", " ") for key in extra] + RANKING_HEADER[7:]
 
 
 def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -24,9 +38,10 @@ def structure(r: dict[str, Any]) -> str:
     return "-".join(str(s) for s in m["sizes"]) if m.get("sizes") else "-".join(map(str, c["hidden"]))
 
 
-def ranking_row(rank: int, r: dict[str, Any], top: int) -> list[str]:
-    """One line of ``RANKING_HEADER``."""
+def ranking_row(rank: int, r: dict[str, Any], top: int, extra: Sequence[str] = ()) -> list[str]:
+    """One line of ``ranking_header(extra)``."""
     c, m = r["config"], r["metrics"]
+    extras = [f"{c.get(key):g}" if isinstance(c.get(key), float) else str(c.get(key)) for key in extra]
     return [str(rank), structure(r), c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
-            f"{c['lr']:g}", f"{c['reg']:g}", fmt(m["best_val_acc"]), fmt(m["test_acc"]),
+            f"{c['lr']:g}", f"{c['reg']:g}", *extras, fmt(m["best_val_acc"]), fmt(m["test_acc"]),
             "yes" if rank <= top else ""]

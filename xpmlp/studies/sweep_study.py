@@ -9,7 +9,7 @@ from .. import plots
 from ..runfolder import check_out
 from .checks import make_configs
 from .execute import Engine, Log, inside, run_key, run_many
-from .ranking import RANKING_HEADER, rank_by_validation, ranking_row
+from .ranking import rank_by_validation, ranking_header, ranking_row, varying_settings
 from .report import finish, finished, fmt, histories, results_of, table_or_note, text_table, unfinished_section
 from .search import search
 from .spec import check_spec, expand_spec, is_search
@@ -51,8 +51,9 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     rows = run_many(configs, out, jobs=jobs, log=log)
     ranked = rank_by_validation(finished(rows))
     top = min(int(spec.get("select_top", 1)), len(ranked))
-    header = RANKING_HEADER
-    table = [ranking_row(i, r, top) for i, r in enumerate(ranked, 1)]
+    extra = varying_settings(ranked)
+    header = ranking_header(extra)
+    table = [ranking_row(i, r, top, extra) for i, r in enumerate(ranked, 1)]
     if table:
         log(text_table(header, table))
     curves = histories({f"#{i} " + run_key(r["config"]): r["run_dir"] for i, r in enumerate(ranked, 1)})
