@@ -141,3 +141,9 @@ def test_a_sweep_refuses_flips_on_mnist_before_any_run():
         check_values(cfg, "configuration 1 of 1")
     assert "configuration 1 of 1" in str(exc.value) and "mnist" in str(exc.value)
     check_values(make_config(dataset="mnist", augment="shift:2", epochs=1, device="cpu"), "configuration 1 of 1")
+
+
+def test_a_bad_augment_is_named_as_augment_not_as_another_setting():
+    with pytest.raises(InputError) as exc:
+        check_values(make_config(dataset="fashion-mnist", augment="rotate", epochs=1, device="cpu"), "settings")
+    assert str(exc.value).startswith("settings: augment 'rotate'") and "epochs" not in str(exc.value)
