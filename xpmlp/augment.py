@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
+from .data.registry import canonical_name
 from .errors import InputError
 
 Array = Any
@@ -65,9 +66,19 @@ def parse_augment(text: str) -> AugmentSpec:
 
 
 def check_augment(text: str, dataset: str | None) -> AugmentSpec:
-    """Parse ``text`` and refuse flips where a mirror image changes the class (MNIST)."""
+    """Parse ``text`` and refuse flips where a mirror image changes the class (MNIST).
+
+    ``dataset`` as the user spelled it; a name xpmlp does not know (data passed in by a program)
+    is the caller's to judge, and unknown names are reported by the data set's own check.
+    """
     spec = parse_augment(text)
-    if spec.flip and dataset is not None and dataset not in MIRROR_SAFE:
+    if not spec.flip or dataset is None:
+        return spec
+    try:
+        dataset = canonical_name(dataset)
+    except InputError:
+        return spec
+    if dataset not in MIRROR_SAFE:
         raise InputError(f"augment flip mirrors the images, but a mirrored {dataset} image is not of its class; "
                          f"use shift:N alone (flips suit {', '.join(MIRROR_SAFE)})")
     return spec

@@ -21,7 +21,6 @@ from . import plots
 from .augment import check_augment
 from .backend import FLOAT_DTYPES, get_backend
 from .data import check_fingerprint, prepare, resolve_root
-from .data.registry import canonical_name
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
@@ -245,7 +244,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         state = _load_resume(resume)
         cfg = resume_settings(cfg, state["config"], say)
     train_config(cfg).validate()
-    check_augment(cfg["augment"], canonical_name(cfg["dataset"]))
+    check_augment(cfg["augment"], cfg["dataset"])
     if cfg.get("data_dir") is not None:
         cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
     backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
@@ -281,7 +280,13 @@ def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, 
     model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"],
                 dropout=cfg["dropout"])
     return Trainer(model, train_config(cfg), log=say, progress=progress,
-                   on_checkpoint=_Checkpointer(out, cfg, prepared), image_shape=tuple(prepared.image_shape))
+                   on_checkpoint=_Checkpointer(out, cfg, prepared), image_shape=_image_shape(prepared))
+
+
+def _image_shape(prepared: Any) -> tuple[int, int, int] | None:
+    """(H, W, C) of the prepared data's images (None for data a program passed in without one)."""
+    shape = getattr(prepared, "image_shape", None)
+    return None if shape is None else tuple(int(s) for s in shape)
 
 
 def _fit(trainer: Trainer, prepared: Any) -> None:

@@ -144,18 +144,10 @@ def _check_early_stopping(cfg: dict[str, Any]) -> None:
                          "early_stopping")
 
 
-def _check_augment(cfg: dict[str, Any]) -> None:
-    try:
-        dataset = canonical_name(cfg["dataset"])
-    except XpmlpError:
-        dataset = None  # the dataset check names that problem
-    check_augment(cfg["augment"], dataset)
-
-
 #: What a run calls with its settings, each under the key it checks (each raises an XpmlpError
 #: naming the problem and the fix); ``check_values`` runs them all before the first run.
 VALUE_CHECKS: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
-    ("augment", _check_augment),  # before "epochs", whose TrainConfig.validate parses it too
+    ("augment", lambda c: check_augment(c["augment"], c["dataset"])),  # before "epochs", which parses it too
     ("epochs", lambda c: train_config(c).validate()),  # and iterations, batch_size, lr, reg, seed, ...
     ("dataset", lambda c: canonical_name(c["dataset"])),
     ("activation", lambda c: get_activation(c["activation"], get_backend("cpu"))),
