@@ -62,12 +62,13 @@ from gpu_check_runner import (  # noqa: E402
 )
 
 SCHEMA = "xpmlp-gpu-check/1"
-STEPS = ("devices", "pytest", "gradcheck", "parity", "nosync", "first-step", "train", "bench", "fused")
+STEPS = ("devices", "pytest", "gradcheck", "parity", "nosync", "first-step", "train", "bench", "fused", "estimator")
 GPU_SPECS = ("cuda", "torch:cuda")
 LIBRARY = {"cuda": "CuPy", "torch:cuda": "PyTorch"}
 MIN_STEP_SECONDS = 15.0  # a step is not started with less of the budget left
 # seconds of the budget kept back for each group of GPU steps while an earlier group runs (with a usable GPU)
-RESERVE = {"gradcheck": 10, "parity": 10, "nosync": 10, "first-step": 20, "train": 25, "bench": 100, "fused": 40}
+RESERVE = {"gradcheck": 10, "parity": 10, "nosync": 10, "first-step": 20, "train": 25, "bench": 100, "fused": 40,
+           "estimator": 60}
 MIN_TRAIN_ACC = 0.75  # 2 epochs of SGD on Fashion-MNIST reach about 0.83: far below, the GPU computes garbage
 EVAL_TOLERANCE = 0.005  # |test accuracy on the GPU - on the CPU| allowed for the same checkpoint
 MIB = 2**20
@@ -420,10 +421,37 @@ def step_fused(ctx: Context) -> None:
         run_step(ctx, name, cmd, 120, fused_judge, reserve=later * RESERVE["fused"] / 2)
 
 
+def estimator_judge(path: Path) -> Callable[[Result], tuple[bool, str, dict[str, Any]]]:
+    """``xpmlp bench --estimator``'s JSON: per network and solver, xpmlp on the GPU against scikit-learn."""
+    def judge(res: Result) -> tuple[bool, str, dict[str, Any]]:
+        if res.rc != 0 or not path.exists():
+            return False, f"exit {res.rc}: {last_line(res.output)}", {}
+        rows = json.loads(path.read_text())["rows"]
+        ours = [r for r in rows if r["contender"] == "xpmlp"]
+        theirs = {(r["network"], r["solver"]): r for r in rows if r["contender"] != "xpmlp"}
+        detail = "; ".join(f"{r['network']} {r['solver']}: {r['speedup']:.2f}x scikit-learn, accuracy "
+                           f"{r['test_acc']:.4f} vs {theirs[r['network'], r['solver']]['test_acc']:.4f}" for r in ours)
+        return True, detail, {"json": str(path), "rows": rows}
+    return judge
+
+
+def step_estimator(ctx: Context) -> None:
+    """xpmlp's MLPClassifier on the GPU (NumPy in, NumPy out) against scikit-learn's on the CPU, --quick."""
+    name = "estimator cuda"
+    if not ctx.usable("cuda"):
+        skipped(ctx, name, skip_reason("cuda", ctx.unusable["cuda"]))
+        return
+    path = ctx.out / "bench-estimator-cuda.json"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    cmd = ctx.py("-m", "xpmlp", "bench", "--estimator", "--device", "cuda", "--quick", "--json", str(path))
+    run_step(ctx, name, cmd, 180, estimator_judge(path))
+
+
 STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "devices": step_devices, "pytest": step_pytest, "gradcheck": step_gradcheck, "parity": step_parity,
     "nosync": step_nosync, "first-step": step_first_step, "train": step_train, "bench": step_bench,
-    "fused": step_fused,
+    "fused": step_fused, "estimator": step_estimator,
 }
 
 

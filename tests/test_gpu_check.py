@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "gpu_check.py"
 GPU_STEPS = ("pytest -m gpu", "gradcheck cuda", "gradcheck torch:cuda", "parity", "nosync cuda",
              "nosync torch:cuda", "first-step cuda", "first-step torch:cuda", "train cuda", "bench cuda b128",
-             "bench cuda b4096", "fused cuda", "fused torch:cuda")
+             "bench cuda b4096", "fused cuda", "fused torch:cuda", "estimator cuda")
 
 
 def _load() -> types.ModuleType:
@@ -182,6 +182,8 @@ def test_later_groups_keep_their_reserve_only_with_a_usable_gpu(tmp_path):
     ctx.only -= {"bench"}
     assert ctx.reserved() == sum(gc.RESERVE.values()) - gc.RESERVE["bench"]
     ctx.group = "fused"
+    assert ctx.reserved() == gc.RESERVE["estimator"]
+    ctx.group = "estimator"
     assert ctx.reserved() == 0 and gc.timeout_for(ctx, 60, reserve=1000) == gc.MIN_STEP_SECONDS
     assert gc.timeout_for(_context(tmp_path, budget=10), 60) is None
 
@@ -191,7 +193,7 @@ def _captured_steps(monkeypatch, tmp_path, unusable):
     ctx.unusable = unusable
     calls = []
     monkeypatch.setattr(gc, "run_step", lambda ctx, name, cmd, limit, judge, **kw: calls.append((name, cmd, kw)))
-    for name in ("pytest", "bench", "fused"):
+    for name in ("pytest", "bench", "fused", "estimator"):
         gc.STEP_FUNCTIONS[name](ctx)
     return ctx, {name: (cmd, kw) for name, cmd, kw in calls}
 
@@ -206,6 +208,9 @@ def test_gpu_steps_ask_for_the_gpu_tests_and_xpmlp_on_every_usable_gpu_backend(m
     cmd, kw = calls["fused cuda"]
     assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3"]
     assert kw["reserve"] > 0 and calls["fused torch:cuda"][1]["reserve"] == 0
+    cmd, _ = calls["estimator cuda"]
+    assert cmd[1:] == ["-m", "xpmlp", "bench", "--estimator", "--device", "cuda", "--quick", "--json",
+                       cmd[-1]] and cmd[-1].endswith("bench-estimator-cuda.json")
     ctx, calls = _captured_steps(monkeypatch, tmp_path, {"cuda": "", "torch:cuda": "PyTorch is not installed"})
     cmd, _ = calls["bench cuda b4096"]
     assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda" and "fused torch:cuda" not in calls
@@ -258,6 +263,17 @@ def test_bench_judge_fails_when_an_xpmlp_row_did_not_run(tmp_path):
     assert extra["targets"]["xpmlp on CuPy"]["met"] is None and "not measured" in detail
     ok, detail, _ = gc.bench_judge(tmp_path / "absent.json", 128)(gc.Result(1, "DeviceError: no GPU\n", 1.0))
     assert not ok and detail == "exit 1: DeviceError: no GPU"
+
+
+def test_estimator_judge_reads_the_json_of_bench_estimator(tmp_path):
+    rows = [{"network": "784-100-10", "solver": "sgd", "contender": "xpmlp", "speedup": 3.5, "test_acc": 0.8601},
+            {"network": "784-100-10", "solver": "sgd", "contender": "scikit-learn", "speedup": 3.5, "test_acc": 0.86}]
+    path = tmp_path / "est.json"
+    path.write_text(json.dumps({"rows": rows}))
+    ok, detail, extra = gc.estimator_judge(path)(gc.Result(0, "", 1.0))
+    assert ok and detail == "784-100-10 sgd: 3.50x scikit-learn, accuracy 0.8601 vs 0.8600" and extra["rows"] == rows
+    ok, detail, _ = gc.estimator_judge(tmp_path / "absent.json")(gc.Result(2, "error: no GPU\n", 1.0))
+    assert not ok and detail == "exit 2: error: no GPU"
 
 
 def test_fused_judge_reads_the_output_of_bench_variants():
