@@ -102,3 +102,53 @@ def test_xpmlp_numpy_blas_0_turns_the_native_call_off():
     env = dict(os.environ, XPMLP_NUMPY_BLAS="0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["None", "False", "24.0"]  # the portable path still computes Aᵀ·B = 4·ones
+
+
+@needs_native
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-6), (np.float64, 1e-15)])
+@pytest.mark.parametrize("shape", [(784, 500), (7,), (1, 1)])
+def test_native_axpy_adds_alpha_x_in_place(dtype, tol, shape):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    want = y.astype(np.float64) - 0.3 * x
+    pointer = y.ctypes.data
+    assert blas.axpy(y, -0.3, x)
+    assert y.ctypes.data == pointer and y.dtype == dtype
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", ["mixed dtypes", "shapes", "empty", "strided y", "read-only y", "y is x",
+                                  "float16"])
+def test_axpy_declines_what_it_cannot_do_and_leaves_y_untouched(case):
+    x, y = np.ones((4, 6)), np.arange(24.0).reshape(4, 6)
+    if case == "mixed dtypes":
+        x = x.astype(np.float32)
+    elif case == "shapes":
+        x = np.ones((6, 4))
+    elif case == "empty":
+        x, y = x[:0], y[:0]
+    elif case == "strided y":
+        y = np.arange(48.0).reshape(4, 12)[:, ::2]
+        x = np.ones_like(y)
+    elif case == "read-only y":
+        y.flags.writeable = False
+    elif case == "y is x":
+        x = y
+    elif case == "float16":
+        x, y = x.astype(np.float16), y.astype(np.float16)
+    before = y.copy()
+    assert blas.axpy(y, 2.0, x) is False
+    np.testing.assert_array_equal(y, before)
+
+
+def test_numpy_backend_axpy_gives_the_same_numbers_either_way():
+    from xpmlp.backend import get_backend
+
+    cpu = get_backend("cpu", "float64")
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((30, 20)), rng.standard_normal((30, 20))
+    strided = np.zeros((30, 40))
+    strided[:, ::2] = y
+    native, fallback = cpu.axpy_(y.copy(), 0.7, x), cpu.axpy_(strided[:, ::2], 0.7, x)  # the view falls back
+    np.testing.assert_allclose(native, fallback, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(strided[:, ::2], y + 0.7 * x, rtol=1e-15)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import Backend, check_dtype
-from .blas import gemm_at_b
+from .blas import axpy, gemm_at_b
 
 
 class NumpyBackend(Backend):
@@ -50,6 +50,8 @@ class NumpyBackend(Backend):
         return C
 
     def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
+        if axpy(y, alpha, x):  # NumPy's own BLAS: one pass, no temporary
+            return y
         return np.add(y, np.multiply(x, alpha), out=y)
 
 
