@@ -147,3 +147,14 @@ def test_a_bad_augment_is_named_as_augment_not_as_another_setting():
     with pytest.raises(InputError) as exc:
         check_values(make_config(dataset="fashion-mnist", augment="rotate", epochs=1, device="cpu"), "settings")
     assert str(exc.value).startswith("settings: augment 'rotate'") and "epochs" not in str(exc.value)
+
+
+def test_a_checkpoint_from_before_augment_existed_resumes_with_its_default():
+    from xpmlp.runs import resume_settings
+
+    saved = make_config(dataset="fashion-mnist", epochs=2)
+    del saved["augment"], saved["dropout"]  # a config.json written before these settings existed
+    cfg = resume_settings({"augment": "none", "dropout": 0.0, "epochs": 3}, saved, lambda line: None)
+    assert (cfg["augment"], cfg["dropout"], cfg["epochs"]) == ("none", 0.0, 3)
+    with pytest.raises(InputError, match="augment"):
+        resume_settings({"augment": "flip"}, saved, lambda line: None)  # the run had none: not changeable
