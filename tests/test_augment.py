@@ -8,7 +8,7 @@ import pytest
 from xpmlp.augment import Augmenter, AugmentSpec, check_augment, index_maps, parse_augment
 from xpmlp.errors import InputError
 from xpmlp.model import MLP
-from xpmlp.runs import make_config
+from xpmlp.runs import make_config, restore_trainer
 from xpmlp.studies.checks import check_values
 from xpmlp.train import TrainConfig, Trainer
 
@@ -108,9 +108,7 @@ def _run(spec, epochs, state=None, augment="flip,shift:1"):
                                          train_eval_size=0, augment=augment),
                       log=None, progress="none", image_shape=(4, 4, 1))
     if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optim"], model.backend.asarray)
-        trainer.load_state(state["trainer"], None)
+        restore_trainer(trainer, state)
     trainer.fit(X, y)
     return trainer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _parse(*argv: str):
-    parser = command.argparse.ArgumentParser()
+    parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     return parser.parse_args(["--estimator", *argv])
 

@@ -11,6 +11,7 @@ from xpmlp.gradcheck import check_layer, check_model
 from xpmlp.layers import Dropout
 from xpmlp.model import MLP
 from xpmlp.optim import make_optimizer
+from xpmlp.runs import restore_trainer
 from xpmlp.train import TrainConfig, Trainer
 
 
@@ -85,9 +86,7 @@ def _run(spec, epochs, state=None):
     trainer = Trainer(model, TrainConfig(epochs=epochs, batch_size=20, lr=0.1, optimizer="momentum",
                                          train_eval_size=0), log=None, progress="none")
     if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optim"], model.backend.asarray)
-        trainer.load_state(state["trainer"], None)
+        restore_trainer(trainer, state)
     trainer.fit(X, y)
     return trainer
 

@@ -179,8 +179,8 @@ def _check_same_data(state: dict[str, Any], prepared: Any, resume: str | Path, s
     check_fingerprint(expected, found, str(resume))
 
 
-def _restore(trainer: Trainer, state: dict[str, Any]) -> None:
-    """Put a checkpoint's weights, optimizer and trainer state back."""
+def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Put a checkpoint's weights, optimizer and trainer state back (what ``--resume`` does)."""
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optim"], trainer.backend.asarray)
     trainer.load_state(state["trainer"], state.get("best"))
@@ -256,7 +256,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
             say(backend.note)
         trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines")
         if state is not None:
-            _restore(trainer, state)
+            restore_trainer(trainer, state)
             say(f"resuming from {resume} at step {trainer.step}")
         atomic_write_json(folder.path / "config.json",
                           {**cfg, "data": prepared.config, "sizes": trainer.model.sizes, "backend": backend.spec})
