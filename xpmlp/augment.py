@@ -114,6 +114,7 @@ class Augmenter:
         maps = index_maps(self.image_shape, spec)
         self.n_maps, self.size = maps.shape
         self.maps = backend.asarray(maps)  # once, on the device
+        self._per_batch_size: dict[int, tuple[Array, Array]] = {}  # b -> (zero column, row offsets)
 
     def __call__(self, X: Array, step: int) -> Array:
         """X: (B, H·W·C) batch on the device → a new (B, H·W·C) array; draw keyed by (seed, step)."""
@@ -124,7 +125,10 @@ class Augmenter:
         u = backend.uniform((b,), (self.seed, _STREAM + int(step)))
         choice = xp.clip(xp.astype(xp.floor(u * self.n_maps), xp.int64), 0, self.n_maps - 1)
         index = xp.take(self.maps, choice, axis=0)  # (B, D): per row, its transform's map
-        padded = xp.concat([X, xp.zeros((b, 1), dtype=X.dtype, device=X.device)], axis=1)
-        offsets = xp.reshape(xp.arange(b, dtype=xp.int64, device=X.device) * (d + 1), (b, 1))
+        if b not in self._per_batch_size:  # every batch but an epoch's last has the same size: built once
+            self._per_batch_size[b] = (xp.zeros((b, 1), dtype=X.dtype, device=X.device),
+                                       xp.reshape(xp.arange(b, dtype=xp.int64, device=X.device) * (d + 1), (b, 1)))
+        zeros, offsets = self._per_batch_size[b]
+        padded = xp.concat([X, zeros], axis=1)  # the zero column out-of-image pixels point at
         flat = xp.take(xp.reshape(padded, (-1,)), xp.reshape(index + offsets, (-1,)))
         return xp.reshape(flat, (b, d))
