@@ -146,9 +146,25 @@ def test_numpy_backend_axpy_gives_the_same_numbers_either_way():
 
     cpu = get_backend("cpu", "float64")
     rng = np.random.default_rng(6)
-    x, y = rng.standard_normal((30, 20)), rng.standard_normal((30, 20))
-    strided = np.zeros((30, 40))
+    x, y = rng.standard_normal((200, 200)), rng.standard_normal((200, 200))  # large enough for the BLAS call
+    strided = np.zeros((200, 400))
     strided[:, ::2] = y
     native, fallback = cpu.axpy_(y.copy(), 0.7, x), cpu.axpy_(strided[:, ::2], 0.7, x)  # the view falls back
     np.testing.assert_allclose(native, fallback, rtol=1e-15, atol=1e-15)
     np.testing.assert_allclose(strided[:, ::2], y + 0.7 * x, rtol=1e-15)
+
+
+@pytest.mark.skipif(blas.numpy_gemm() is None, reason="this NumPy has no bundled OpenBLAS to call")
+def test_numpy_backend_axpy_calls_blas_only_where_it_pays(monkeypatch):
+    """Below ~30k elements the ctypes call's fixed cost loses to NumPy's in-place passes."""
+    from xpmlp.backend import cpu as cpu_module
+    from xpmlp.backend import get_backend
+
+    calls = []
+    monkeypatch.setattr(cpu_module, "axpy", lambda y, a, x: calls.append(y.size) or blas.axpy(y, a, x))
+    backend = get_backend("cpu", "float32")
+    small, large = cpu_module._BLAS_AXPY_MIN_SIZE - 1, cpu_module._BLAS_AXPY_MIN_SIZE
+    for size in (small, large):
+        y, x = np.ones(size, np.float32), np.full(size, 2.0, np.float32)
+        np.testing.assert_array_equal(backend.axpy_(y, 0.5, x), np.full(size, 2.0, np.float32))
+    assert calls == [large]

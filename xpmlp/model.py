@@ -10,7 +10,7 @@ from typing import Any
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
 from .layers import Dropout, Layer, Linear, get_activation
-from .losses import l2_penalty, softmax_cross_entropy
+from .losses import l2_penalty, l2_value, softmax_cross_entropy
 
 Array = Any
 
@@ -276,7 +276,7 @@ class MLP:
         loss, dlogits = softmax_cross_entropy(logits, y, xp, sample_weight)
         weights = [(name, layer) for name, layer, key in self.net.named if key == "W"]
         if reg:  # the penalty of the weights this step starts from
-            loss = loss + 0.5 * reg * sum(xp.sum(layer.params["W"] * layer.params["W"]) for _, layer in weights)
+            loss = loss + l2_value([layer.params["W"] for _, layer in weights], reg, xp)
         for name, layer in weights:
             layer.weight_update = functools.partial(optimizer.fused_weight_update, name, decay=reg)
         try:

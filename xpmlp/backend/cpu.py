@@ -10,6 +10,9 @@ import numpy as np
 from .base import Backend, check_dtype
 from .blas import axpy, gemm_at_b
 
+#: Arrays smaller than this take NumPy's in-place passes in ``axpy_`` (see there).
+_BLAS_AXPY_MIN_SIZE = 32768
+
 
 class NumpyBackend(Backend):
     """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``."""
@@ -50,7 +53,9 @@ class NumpyBackend(Backend):
         return C
 
     def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
-        if axpy(y, alpha, x):  # NumPy's own BLAS: one pass, no temporary
+        # NumPy's own BLAS: one pass, no temporary, but ~4 µs per ctypes call, which NumPy's two
+        # passes beat below ~30k elements (measured: 1 µs at 100, 5.4 µs for both at 30k, 15 vs 8 at 78k)
+        if y.size >= _BLAS_AXPY_MIN_SIZE and axpy(y, alpha, x):
             return y
         return np.add(y, np.multiply(x, alpha), out=y)
 
