@@ -163,7 +163,7 @@ def test_numpy_backend_axpy_calls_blas_only_where_it_pays(monkeypatch):
     calls = []
     monkeypatch.setattr(cpu_module, "axpy", lambda y, a, x: calls.append(y.size) or blas.axpy(y, a, x))
     backend = get_backend("cpu", "float32")
-    small, large = cpu_module._BLAS_AXPY_MIN_SIZE - 1, cpu_module._BLAS_AXPY_MIN_SIZE
+    small, large = cpu_module._BLAS_MIN_SIZE - 1, cpu_module._BLAS_MIN_SIZE
     for size in (small, large):
         y, x = np.ones(size, np.float32), np.full(size, 2.0, np.float32)
         np.testing.assert_array_equal(backend.axpy_(y, 0.5, x), np.full(size, 2.0, np.float32))

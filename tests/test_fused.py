@@ -61,13 +61,13 @@ def test_axpy_adds_alpha_x_in_place(backend_any, alpha):
 
 # -- training through the fused step ------------------------------------------------------------------
 
-def _train(backend, optimizer, fused, reg, weight_decay, steps=100):
+def _train(backend, optimizer, fused, reg, weight_decay, steps=100, sizes=(12, 16, 16, 4)):
     from xpmlp.model import MLP
     from xpmlp.train import TrainConfig, Trainer
 
     rng = np.random.default_rng(3)
-    X, y = rng.standard_normal((320, 12)), rng.integers(0, 4, 320)
-    model = MLP([12, 16, 16, 4], "relu", backend=backend, dtype="float64", seed=1)
+    X, y = rng.standard_normal((320, sizes[0])), rng.integers(0, sizes[-1], 320)
+    model = MLP(list(sizes), "relu", backend=backend, dtype="float64", seed=1)
     config = TrainConfig(iterations=steps, log_every=steps, batch_size=32, lr=0.05, optimizer=optimizer,
                          momentum=0.9, reg=reg, weight_decay=weight_decay, train_eval_size=0, fused=fused)
     trainer = Trainer(model, config, log=None, progress="none")
@@ -86,6 +86,23 @@ def test_fused_training_equals_unfused_after_100_steps(backend, optimizer, reg, 
         np.testing.assert_allclose(fused[name], value, rtol=0, atol=1e-12, err_msg=name)
     np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12, atol=0)
     assert not np.array_equal(fused["W1"], _train(backend, optimizer, True, reg, weight_decay, steps=1)[0]["W1"])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_fused_training_through_numpys_blas_equals_unfused(monkeypatch, optimizer):
+    """A first layer of 256×160 weights is past the size where NumPy's gemm_update and axpy_ call BLAS."""
+    from xpmlp.backend import blas
+    from xpmlp.backend import cpu as cpu_module
+
+    calls = []
+    monkeypatch.setattr(cpu_module, "gemm_at_b", lambda *args: calls.append(args[0].shape) or blas.gemm_at_b(*args))
+    sizes = (256, 160, 4)
+    fused, fused_losses, _ = _train("cpu", optimizer, True, 1e-3, 0.0, steps=30, sizes=sizes)
+    plain, plain_losses, _ = _train("cpu", optimizer, False, 1e-3, 0.0, steps=30, sizes=sizes)
+    assert (256, 160) in calls and (160, 4) not in calls  # only the large weight took the direct call
+    for name, value in plain.items():
+        np.testing.assert_allclose(fused[name], value, rtol=0, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12, atol=0)
 
 
 def test_adam_never_takes_the_fused_path():
