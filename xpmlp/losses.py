@@ -46,8 +46,9 @@ def softmax_cross_entropy(logits: Array, labels: Array, xp: Any,
     total = xp.sum(exp, axis=1, keepdims=True)
     mask = one_hot_mask(labels, c, xp)
     if weights is None:
-        # whole-array sums rather than a per-row mean: the same number, fewer small calls per step
-        loss = (xp.sum(xp.log(total)) - xp.sum(xp.where(mask, shifted, 0.0))) * (1.0 / n)
+        # one whole-array sum of ℓᵢ = log Σⱼ exp − z_{i,yᵢ} (in each row's true-class cell): the
+        # same number as a per-row mean, in fewer small calls per step
+        loss = xp.sum(xp.where(mask, xp.log(total) - shifted, 0.0)) * (1.0 / n)
         scale: Any = 1.0 / n
     else:
         if weights.dtype != logits.dtype:
@@ -77,5 +78,11 @@ def l2_penalty(weights: list[Array], reg: float, xp: Any) -> tuple[Array | float
 def l2_value(weights: list[Array], reg: float, xp: Any) -> Array:
     """½·λ·Σ_k ‖W_k‖²_F alone (see :func:`l2_penalty`), a 0-d array on the weights' device."""
     # ‖W‖²_F as a dot product of the flattened matrix with itself: one pass, no (W ⊙ W) temporary
-    # (4× faster than xp.sum(W * W) on NumPy for a 784×100 matrix)
-    return 0.5 * reg * sum(xp.vecdot(xp.reshape(w, (-1,)), xp.reshape(w, (-1,))) for w in weights)
+    # (4× faster than xp.sum(W * W) on NumPy for a 784×100 matrix). Written to make as few array
+    # calls as it can: this runs every training step, and each small call costs a few µs there.
+    total: Array | float = 0.0
+    for i, w in enumerate(weights):
+        flat = xp.reshape(w, (-1,))
+        squares = xp.vecdot(flat, flat)
+        total = squares if i == 0 else total + squares
+    return total * (0.5 * reg)
