@@ -457,6 +457,15 @@ def test_nan_or_inf_in_x(small, bad):
     assert "NaN or inf" in msg
 
 
+def test_check_x_assume_finite_skips_only_the_nan_scan(small):
+    X = np.ones((3, 4))
+    X[1, 2] = np.nan
+    assert "NaN or inf" in _error(small.check_x, X)
+    checked = small.check_x(X, assume_finite=True)  # the caller vouches for X: no scan, same conversion
+    assert checked.shape == (3, 4) and checked.dtype == small.backend.float_dtype()
+    assert "features" in _error(lambda a: small.check_x(a, assume_finite=True), np.ones((3, 5)))
+
+
 @pytest.mark.parametrize("y", [np.array([0.0, 1.0]), np.array([True, False]), np.array([0.5, 1.0])])
 def test_labels_not_integer(small, y):
     msg = _error(small.loss, np.ones((2, 4)), y)

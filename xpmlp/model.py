@@ -146,10 +146,12 @@ class MLP:
             raise InputError(f"{what} cannot be read as an array ({exc}); pass a rectangular NumPy array") from None
 
     @on_device
-    def check_x(self, X: Any) -> Array:
+    def check_x(self, X: Any, *, assume_finite: bool = False) -> Array:
         """Validate X and return it as a device array of the model's dtype.
 
         A host NumPy array (or one from another backend) is moved to this backend.
+        ``assume_finite=True`` skips the scan for NaN and inf (one pass over X), for a caller that
+        has just made that check itself (as scikit-learn's ``validate_data`` does).
         """
         if X is None:
             raise InputError("X is None; pass the samples as a 2-D array (samples, features)")
@@ -168,7 +170,7 @@ class MLP:
             X = xp.astype(X, self.backend.float_dtype())
         # One reduction instead of an elementwise mask: a NaN or inf anywhere makes the sum non-finite;
         # only then (or if finite values overflow the sum) is the exact elementwise test run.
-        if not bool(xp.isfinite(xp.sum(X))) and not bool(xp.all(xp.isfinite(X))):
+        if not assume_finite and not bool(xp.isfinite(xp.sum(X))) and not bool(xp.all(xp.isfinite(X))):
             raise InputError("X contains NaN or inf; clean or impute the data before training")
         return X
 

@@ -432,12 +432,13 @@ class Trainer:
         block_start, indices = self._block_indices(data.n)
         batch = config.batch_size
         block_steps = self.steps_per_epoch(data.n) if config.regime == "epochs" else indices.shape[0] // batch
+        labels = xp.take(data.y, indices, axis=0)  # the block's labels in one gather, not one per step
         for k in range(self.step - block_start, block_steps):
-            batch_indices = indices[k * batch:min((k + 1) * batch, indices.shape[0])]
-            X_batch = xp.take(data.X, batch_indices, axis=0)
+            rows = slice(k * batch, min((k + 1) * batch, indices.shape[0]))
+            X_batch = xp.take(data.X, indices[rows], axis=0)
             if data.augment is not None:
                 X_batch = data.augment(X_batch, self.step)
-            self._step(X_batch, xp.take(data.y, batch_indices, axis=0), data)
+            self._step(X_batch, labels[rows], data)
             if len(self._pending) >= config.sync_every:
                 self._flush(self._pending)
             if interrupt.requested:

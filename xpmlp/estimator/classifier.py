@@ -305,7 +305,9 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
         with backend.context():
             if is_on_device(X) and not backend.xp.isdtype(X.dtype, "real floating"):
                 X = backend.xp.astype(X, backend.float_dtype())
-            return FitData(X=model.check_x(X), y=backend.asarray(y_idx), w=None if w is None else backend.asarray(w),
+            # host input was scanned for NaN/inf by validate_data already; a device array was not
+            return FitData(X=model.check_x(X, assume_finite=not is_on_device(X)), y=backend.asarray(y_idx),
+                           w=None if w is None else backend.asarray(w),
                            w_host=w, y_host=y_idx, n_classes=n_classes)
 
     # -- the model and where it lives ----------------------------------------------------------

@@ -164,15 +164,15 @@ class StochasticLoop:
         fused = opt.can_fuse
         losses = []
         with backend.context():
-            rows_dev = None if rows is None else backend.asarray(rows)  # one transfer per epoch
+            y, w, rows_dev = data.y, data.w, None
+            if rows is not None:
+                rows_dev = backend.asarray(rows)  # one transfer per epoch
+                # labels and weights in this epoch's order at once: one gather each instead of one per step
+                y = xp.take(data.y, rows_dev, axis=0)
+                w = None if data.w is None else xp.take(data.w, rows_dev, axis=0)
             for start, stop, reg in plan:
-                if rows_dev is None:
-                    Xb, yb = data.X[start:stop, ...], data.y[start:stop]
-                    wb = None if data.w is None else data.w[start:stop]
-                else:
-                    idx = rows_dev[start:stop]
-                    Xb, yb = xp.take(data.X, idx, axis=0), xp.take(data.y, idx, axis=0)
-                    wb = None if data.w is None else xp.take(data.w, idx, axis=0)
+                yb, wb = y[start:stop], None if w is None else w[start:stop]
+                Xb = data.X[start:stop, ...] if rows_dev is None else xp.take(data.X, rows_dev[start:stop], axis=0)
                 if adam:  # scikit-learn's ε on √v: xpmlp's Adam adds ε'·√(1−β₂ᵗ) to √v
                     opt.eps = s.epsilon / math.sqrt(1.0 - s.beta_2 ** (opt.t + 1))
                 if fused:  # SGD family: the update folded into each weight-gradient GEMM (same numbers)
