@@ -231,6 +231,46 @@ def test_python_dash_m_xpmlp_help() -> None:
         assert cmd in proc.stdout
 
 
+def test_ctrl_c_while_the_command_loads_is_one_line_and_130(monkeypatch, capsys) -> None:
+    """A KeyboardInterrupt raised while xpmlp.cli and its libraries import: no traceback."""
+    import builtins
+
+    from xpmlp import entry
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if (name, level) == ("cli", 1):
+            raise KeyboardInterrupt
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    try:
+        rc = entry.main(["--help"])
+    except KeyboardInterrupt:  # escaping would stop the whole test session, not fail this test
+        pytest.fail("the KeyboardInterrupt escaped the entry point")
+    assert rc == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_the_entry_point_runs_the_command_line(capsys) -> None:
+    from xpmlp import entry
+
+    with pytest.raises(SystemExit) as info:  # argparse's --help exits, through the entry point unchanged
+        entry.main(["--help"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("usage: xpmlp")
+
+
+def test_importing_xpmlp_loads_no_array_library() -> None:
+    """What lets the entry point catch a Ctrl-C early: the package's exports load on first use."""
+    code = ("import sys, xpmlp, xpmlp.entry\n"
+            "print(sorted(m for m in ('numpy', 'torch', 'sklearn') if m in sys.modules))\n"
+            "print(xpmlp.get_backend('cpu').name, 'numpy' in sys.modules, 'MLPClassifier' in dir(xpmlp))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[]", "numpy True True"]
+
+
 # -- end to end on the real Fashion-MNIST -------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,20 @@
 """xpmlp: a multi-layer perceptron written by hand against the Python Array API.
 
 ``from xpmlp import MLPClassifier`` gives the scikit-learn estimator (``pip install 'xpmlp[sklearn]'``);
-it is imported on first use, so ``import xpmlp`` works without scikit-learn.
+it is imported on first use, so ``import xpmlp`` works without scikit-learn. ``Backend``,
+``get_backend`` and ``to_numpy`` load NumPy and the backends on first use too, so that the
+command's entry point (:mod:`xpmlp.entry`) starts before any heavy import and can catch a Ctrl-C.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from .backend import Backend, get_backend, to_numpy
 from .errors import CheckpointError, DataError, DeviceError, DivergenceError, InputError, XpmlpError
+
+TYPE_CHECKING = False  # not typing's: importing typing alone takes ~10 ms of the entry point's start
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .backend import Backend, get_backend, to_numpy
 
 __version__ = "0.1.0"
 
@@ -18,10 +25,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Lazy exports: ``MLPClassifier`` imports scikit-learn only when asked for."""
-    if name == "MLPClassifier":
-        from .estimator import MLPClassifier
+#: The exports loaded on first use, and their modules.
+_LAZY = {"Backend": "backend", "get_backend": "backend", "to_numpy": "backend", "MLPClassifier": "estimator"}
 
-        return MLPClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: the backends (NumPy) and ``MLPClassifier`` (scikit-learn) load when asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
