@@ -61,7 +61,7 @@ def test_axpy_adds_alpha_x_in_place(backend_any, alpha):
 
 # -- training through the fused step ------------------------------------------------------------------
 
-def _train(backend, optimizer, fused, reg, weight_decay, steps=100, sizes=(12, 16, 16, 4)):
+def _train(backend, optimizer, fused, reg, weight_decay, steps=100, sizes=(12, 16, 16, 4), momentum=0.9):
     from xpmlp.model import MLP
     from xpmlp.train import TrainConfig, Trainer
 
@@ -69,14 +69,14 @@ def _train(backend, optimizer, fused, reg, weight_decay, steps=100, sizes=(12, 1
     X, y = rng.standard_normal((320, sizes[0])), rng.integers(0, sizes[-1], 320)
     model = MLP(list(sizes), "relu", backend=backend, dtype="float64", seed=1)
     config = TrainConfig(iterations=steps, log_every=steps, batch_size=32, lr=0.05, optimizer=optimizer,
-                         momentum=0.9, reg=reg, weight_decay=weight_decay, train_eval_size=0, fused=fused)
+                         momentum=momentum, reg=reg, weight_decay=weight_decay, train_eval_size=0, fused=fused)
     trainer = Trainer(model, config, log=None, progress="none")
     trainer.fit(X, y)
     return model.state_dict(), trainer.history.iteration_loss, trainer
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
-# (10, 0): lr·λ = 0.5, where Nesterov's fused update keeps the decay step in a temporary instead
+# (10, 0): lr·λ = 0.5 > μ/2, where Nesterov's fused update keeps the decay step in a temporary instead
 @pytest.mark.parametrize("reg,weight_decay", [(0.0, 0.0), (1e-3, 0.0), (1e-3, 1e-4), (10.0, 0.0)])
 def test_fused_training_equals_unfused_after_100_steps(backend, optimizer, reg, weight_decay):
     fused, fused_losses, trainer = _train(backend, optimizer, True, reg, weight_decay)
@@ -100,6 +100,16 @@ def test_fused_training_through_numpys_blas_equals_unfused(monkeypatch, optimize
     fused, fused_losses, _ = _train("cpu", optimizer, True, 1e-3, 0.0, steps=30, sizes=sizes)
     plain, plain_losses, _ = _train("cpu", optimizer, False, 1e-3, 0.0, steps=30, sizes=sizes)
     assert (256, 160) in calls and (160, 4) not in calls  # only the large weight took the direct call
+    for name, value in plain.items():
+        np.testing.assert_allclose(fused[name], value, rtol=0, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("momentum", [1e-6, 0.3])
+def test_fused_nesterov_with_a_small_momentum_equals_unfused(backend, momentum):
+    """lr·λ = 5e-4 against μ/2: above it (1e-6) the decay step takes the temporary, below (0.3) the three passes."""
+    fused, fused_losses, _ = _train(backend, "nesterov", True, 1e-2, 0.0, steps=40, momentum=momentum)
+    plain, plain_losses, _ = _train(backend, "nesterov", False, 1e-2, 0.0, steps=40, momentum=momentum)
     for name, value in plain.items():
         np.testing.assert_allclose(fused[name], value, rtol=0, atol=1e-12, err_msg=name)
     np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12, atol=0)

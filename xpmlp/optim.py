@@ -381,13 +381,13 @@ class SGD(Optimizer):
 
         With W₁ = W − μ·V (the first pass) the decay term −lr·λ·W of V's update is
         −lr·λ·(W₁ + μ·V), so V_new = β·(V + c·W₁) − lr·AᵀB with β = μ·(1 − lr·λ) and
-        c = −lr·λ / β: one axpy into V, then the GEMM with that β. The rounding of V + c·W₁
-        is relative to its larger term, as in the direct form. With lr·λ ≥ ½ (a setting that
-        shrinks W by half a step or more) β would near zero and c blow up: the direct form then
-        keeps W·lr·λ aside in a temporary.
+        c = −lr·λ / β: one axpy into V, then the GEMM with that β. It is taken while
+        lr·λ ≤ μ/2, so that |c| ≤ 1 and nothing is amplified (any usual setting: lr·λ is ~1e-5
+        against μ ~ 0.9); beyond it (a strong decay, a tiny momentum) c could grow without bound,
+        and the direct form keeps W·lr·λ aside in a temporary instead.
         """
         backend, decay = self.backend, lr * wd
-        if decay >= 0.5:
+        if decay > 0.5 * mu:
             decay_step = W * decay  # from the weights before this step
             backend.axpy_(W, -mu, V)
             backend.gemm_update(V, A, B, -lr, mu)
