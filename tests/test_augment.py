@@ -8,7 +8,7 @@ import pytest
 from xpmlp.augment import Augmenter, AugmentSpec, check_augment, index_maps, parse_augment
 from xpmlp.errors import InputError
 from xpmlp.model import MLP
-from xpmlp.runs import make_config, restore_trainer
+from xpmlp.runs import make_config, restore_trainer, trainer_state
 from xpmlp.studies.checks import check_values
 from xpmlp.train import TrainConfig, Trainer
 
@@ -116,7 +116,7 @@ def _run(spec, epochs, state=None, augment="flip,shift:1"):
 def test_a_resumed_run_with_augmentation_equals_an_uninterrupted_one(backend):
     whole = _run(backend.spec, 3)
     first = _run(backend.spec, 1)
-    state = {"model": first.model.state_dict(), "optim": first.optimizer.state_dict(), "trainer": first.state()}
+    state = trainer_state(first)
     resumed = _run(backend.spec, 3, state)
     plain = _run(backend.spec, 3, augment="none")
     for name, value in whole.model.state_dict().items():

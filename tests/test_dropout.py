@@ -11,7 +11,7 @@ from xpmlp.gradcheck import check_layer, check_model
 from xpmlp.layers import Dropout
 from xpmlp.model import MLP
 from xpmlp.optim import make_optimizer
-from xpmlp.runs import restore_trainer
+from xpmlp.runs import restore_trainer, trainer_state
 from xpmlp.train import TrainConfig, Trainer
 
 
@@ -94,7 +94,7 @@ def _run(spec, epochs, state=None):
 def test_a_resumed_run_with_dropout_equals_an_uninterrupted_one(backend):
     whole = _run(backend.spec, 3)
     first = _run(backend.spec, 1)
-    state = {"model": first.model.state_dict(), "optim": first.optimizer.state_dict(), "trainer": first.state()}
+    state = trainer_state(first)
     assert state["trainer"]["dropout_random"]["draws"] == 10 * 2  # 10 steps, 2 dropout layers
     resumed = _run(backend.spec, 3, state)
     for name, value in whole.model.state_dict().items():

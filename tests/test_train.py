@@ -551,20 +551,14 @@ def test_huge_learning_rate_raises_divergence_error(backend) -> None:
 # -- Ctrl-C and resume -----------------------------------------------------------------------
 
 def _save_trainer(path: Path, t: Trainer) -> None:
-    be = t.model.backend
-    tree = {"model": t.model.state_dict(), "optim": t.optimizer.state_dict(be.to_numpy), "trainer": t.state()}
-    if t.best_state is not None:
-        tree["best"] = {k: be.to_numpy(v).copy() for k, v in t.best_state.items()}
-    ckpt.save(path, tree)
+    ckpt.save(path, runs.trainer_state(t))
 
 
 def _resume(path: Path, backend, cfg: TrainConfig, X, y, Xv, yv, hidden=(16,)) -> Trainer:
     tree = ckpt.load(path)
     model = make_model(backend, hidden=hidden, seed=123)  # other initial weights: all come from the file
-    model.load_state_dict(tree["model"])
     t = Trainer(model, cfg, log=None)
-    t.optimizer.load_state_dict(tree["optim"], model.backend.asarray)
-    t.load_state(tree["trainer"], tree.get("best"))
+    runs.restore_trainer(t, tree)
     t.fit(X, y, Xv, yv)
     return t
 

@@ -63,20 +63,14 @@ def load_data(cfg: dict[str, Any], log: Callable[[str], None]) -> Any:
 
 
 def _checkpoint_tree(trainer: Trainer, cfg: dict[str, Any], prepared: Any) -> dict[str, Any]:
-    model, backend = trainer.model, trainer.model.backend
-    tree: dict[str, Any] = {
+    return {
         "config": cfg,
-        "model_config": model.config(),
-        "model": model.state_dict(),
-        "optim": trainer.optimizer.state_dict(backend.to_numpy),
-        "trainer": trainer.state(),
+        "model_config": trainer.model.config(),
+        **trainer_state(trainer),
         "prep": prepared.preprocessor.state_dict(),
         "data": {"classes": list(prepared.classes), "image_shape": list(prepared.image_shape),
                  "fingerprint": getattr(prepared, "fingerprint", None), "source": str(prepared.source)},
     }
-    if trainer.best_state is not None:
-        tree["best"] = {k: backend.to_numpy(v).copy() for k, v in trainer.best_state.items()}
-    return tree
 
 
 def _check_finite(path: str | Path, arrays: dict[str, Any], what: str) -> None:
@@ -177,6 +171,16 @@ def _check_same_data(state: dict[str, Any], prepared: Any, resume: str | Path, s
         say(f"{resume}: the checkpoint holds no data fingerprint; the training data were not compared")
         return
     check_fingerprint(expected, found, str(resume))
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """The weights, optimizer and trainer state a checkpoint holds, as host arrays (``restore_trainer``'s input)."""
+    backend = trainer.model.backend
+    state: dict[str, Any] = {"model": trainer.model.state_dict(),
+                             "optim": trainer.optimizer.state_dict(backend.to_numpy), "trainer": trainer.state()}
+    if trainer.best_state is not None:
+        state["best"] = {k: backend.to_numpy(v).copy() for k, v in trainer.best_state.items()}
+    return state
 
 
 def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
