@@ -57,6 +57,28 @@ def test_relu_gives_the_same_bits_on_every_backend(backend_any):
     np.testing.assert_array_equal(np.signbit(out), np.signbit(want))  # no −0.0 anywhere
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_relu_same_bits_with_and_without_its_zeros_buffer(dtype, monkeypatch):
+    from xpmlp.backend import cpu
+
+    backend = get_backend("cpu", dtype)
+    # sizes around the buffer's first size (4096), a (N, D) batch, and a transposed (strided) view
+    arrays = [_specials_array(n).astype(dtype) for n in (300, 4096, 4097, 9000)]
+    block = _specials_array(6000).astype(dtype)
+    arrays += [block.reshape(60, 100), block.reshape(100, 60).T]
+    for host in arrays:
+        want = np.array([_relu_reference(float(v)) for v in host.ravel()], dtype=dtype).reshape(host.shape)
+        fast = backend.relu_(host.copy())  # from the zeros buffer
+        monkeypatch.setattr(cpu, "_ZEROS_MAX", 0)
+        scalar = backend.relu_(host.copy())  # maximum(x, 0.0)
+        monkeypatch.undo()
+        for out in (fast, scalar):
+            np.testing.assert_array_equal(out, want)
+            np.testing.assert_array_equal(np.signbit(out), np.signbit(want))
+    zeros = cpu._ZEROS[np.dtype(dtype)]
+    assert zeros.size >= 9000 and not zeros.any() and not zeros.flags.writeable
+
+
 def test_mask_is_the_ieee_product_on_every_backend(backend_any):
     d_host = _specials_array().astype(backend_any.dtype)
     keep_host = np.random.default_rng(1).random(d_host.shape) > 0.5

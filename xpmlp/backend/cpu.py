@@ -16,6 +16,23 @@ from .blas import axpy, gemm_at_b
 #: 78k 207 vs 213, 392k 567 vs 1193; axpy: 100 elements 4 vs 1 µs, 30k 5.7 vs 5.4, 78k 8 vs 15).
 _BLAS_MIN_SIZE = 32768
 
+#: ReLU reads its zeros from a preallocated array for inputs up to this many elements: NumPy's
+#: ``maximum`` runs its SIMD loop when both operands are arrays but an element-by-element loop for
+#: ``maximum(x, 0.0)`` (measured, float32: 64k elements 6.9 vs 24.1 µs, 1M 104 vs 386; float64 64k
+#: 11.6 vs 29.0). Beyond the cap the two cost the same (memory-bound: float64 4M 3.38 ms both).
+_ZEROS_MAX = 1 << 20
+_ZEROS: dict[np.dtype, np.ndarray] = {}  # per dtype, grown to the largest input seen, never written
+
+
+def zeros_like_shape(x: np.ndarray) -> np.ndarray:
+    """A read-only array of zeros with x's shape and dtype, a view of the shared buffer (x.size ≤ _ZEROS_MAX)."""
+    zeros = _ZEROS.get(x.dtype)
+    if zeros is None or zeros.size < x.size:
+        zeros = np.zeros(max(x.size, 4096), dtype=x.dtype)
+        zeros.flags.writeable = False  # its pages stay the kernel's zero page: no memory is spent
+        _ZEROS[x.dtype] = zeros
+    return zeros[: x.size].reshape(x.shape)
+
 
 class NumpyBackend(Backend):
     """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``."""
@@ -35,7 +52,7 @@ class NumpyBackend(Backend):
 
     def relu_(self, x: Any) -> Any:
         # np.maximum gives +0.0 for −0.0 and keeps NaN, as the definition asks (tested on every backend)
-        return np.maximum(x, 0.0, out=x)
+        return np.maximum(x, zeros_like_shape(x) if x.size <= _ZEROS_MAX else 0.0, out=x)
 
     def mask_(self, d: Any, keep: Any) -> Any:
         return np.multiply(d, keep, out=d)
