@@ -79,6 +79,21 @@ def test_numpy_relu_same_bits_with_and_without_its_zeros_buffer(dtype, monkeypat
     assert zeros.size >= 9000 and not zeros.any() and not zeros.flags.writeable
 
 
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.99])
+def test_leaky_relu_forward_is_its_definition_bit_for_bit(backend_any, slope):
+    from xpmlp.layers import LeakyReLU
+
+    host = _specials_array().astype(backend_any.dtype)
+    tiny = np.finfo(backend_any.dtype).smallest_subnormal
+    host[-4:] = [tiny, -tiny, 3 * tiny, -3 * tiny]  # where c·x rounds back to x, or to ±0
+    out = backend_any.to_numpy(LeakyReLU(backend_any, slope).forward(backend_any.asarray(host)))
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        want = np.where(host > 0, host, host.dtype.type(slope) * host)  # the definition: x if x > 0 else c·x
+    np.testing.assert_array_equal(out, want)  # NaN where NaN (a NaN's sign bit means nothing)
+    number = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(out[number]), np.signbit(want[number]))  # −0.0 where −0.0
+
+
 def test_mask_is_the_ieee_product_on_every_backend(backend_any):
     d_host = _specials_array().astype(backend_any.dtype)
     keep_host = np.random.default_rng(1).random(d_host.shape) > 0.5
