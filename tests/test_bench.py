@@ -57,6 +57,11 @@ def xpmlp_keys() -> set[str]:
     return {"xpmlp"} | {f"xpmlp:{spec}" for spec in bench.default_xpmlp_devices() if spec != "cpu"}
 
 
+def gemm_keys() -> set[str]:
+    """The GEMM-only rows of a run of --device cpu: NumPy's, and PyTorch's where xpmlp runs on it."""
+    return {"gemm"} | ({"gemm:torch"} if "torch" in bench.default_xpmlp_devices() else set())
+
+
 def _available(name: str) -> bool:
     try:
         __import__(name)
@@ -86,7 +91,7 @@ def test_quick_run_prints_a_table_with_a_row_per_contender(quick_run):
 def test_quick_run_json_has_the_numbers_per_contender(quick_run):
     _, _, result, _ = quick_run
     assert result["schema"] == bench.SCHEMA
-    assert set(result["contenders"]) == set(bench.CONTENDERS) | xpmlp_keys()
+    assert set(result["contenders"]) == set(bench.CONTENDERS) | xpmlp_keys() | gemm_keys()
     assert {res["kind"] for res in result["contenders"].values()} == set(bench.CONTENDERS)
     assert result["parameters"] == bench.num_parameters([784, 32, 10])
     assert result["flops_per_epoch"] == 6 * result["parameters"] * 512
@@ -104,7 +109,7 @@ def test_quick_run_json_has_the_numbers_per_contender(quick_run):
         assert 0 < sps["min"] <= sps["median"] <= sps["max"]
         assert len(sps["all"]) == ROUNDS and res["epochs_trained"] == ROUNDS  # the same work for everyone
         assert res["seconds_per_epoch"] > 0 and res["gflops"] > 0 and isinstance(res["ratio"], float)
-        if name == "gemm":
+        if res["kind"] == "gemm":
             assert res["test_acc"] is None
         else:
             assert 0.0 <= res["test_acc"] <= 1.0
@@ -283,6 +288,54 @@ def test_gemm_contender_writes_the_products_into_its_buffers_on_every_backend(sp
     assert gemm.device == f"{gemm.backend.spec} ({gemm.backend.name})"  # a CPU backend: named as the xpmlp row is
 
 
+def _lineup_keys(names: list[str], primary: str, others: list[str]) -> dict[str, bench.Contender]:
+    cfg = bench.BenchConfig(hidden=[8], batch_size=8, quick=True, data="generated").resolve()
+    backends = [get_backend(spec) for spec in [primary, *others]]
+    return {c.key: c for c in bench.lineup(cfg, bench.generated_data(16, 4), names, backends[0], backends)}
+
+
+def test_gemm_only_of_array_api_strict_runs_on_numpy_once():
+    rows = _lineup_keys(["xpmlp", "gemm"], "cpu", ["strict"])
+    assert set(rows) == {"xpmlp", "xpmlp:strict", "gemm"}  # strict is a check, not a library to race
+    assert rows["gemm"].backend.name == "numpy"
+    assert rows["xpmlp"].extra["gemm_key"] == rows["xpmlp:strict"].extra["gemm_key"] == "gemm"
+
+
+def test_gemm_only_runs_on_the_library_of_each_xpmlp_backend_and_of_pytorch():
+    why = backend_unavailable("torch")
+    if why:
+        pytest.skip(why)
+    rows = _lineup_keys(["xpmlp", "torch", "gemm"], "cpu", ["torch"])
+    assert rows["gemm"].backend.name == "numpy" and rows["gemm:torch"].backend.name == "torch"
+    assert rows["xpmlp"].extra["gemm_key"] == "gemm" and rows["xpmlp:torch"].extra["gemm_key"] == "gemm:torch"
+    assert rows["torch"].extra["gemm_key"] == "gemm:torch"  # PyTorch nn against PyTorch's own products
+    assert rows["gemm:torch"].title == "GEMM-only (torch)"
+    rows = _lineup_keys(["xpmlp", "gemm"], "torch", ["cpu"])  # --device torch: its GEMM-only is "gemm"
+    assert rows["gemm"].backend.name == "torch" and rows["gemm:cpu"].backend.name == "numpy"
+    assert rows["xpmlp"].extra["gemm_key"] == "gemm" and rows["xpmlp:cpu"].extra["gemm_key"] == "gemm:cpu"
+
+
+def test_each_share_of_the_gemm_ceiling_is_against_the_row_own_library():
+    from xpmlp.bench import report
+
+    def row(key: str, median: float, **extra: str) -> dict:
+        kind = key.split(":")[0]
+        return {"name": key, "kind": kind, "label": bench.LABELS[kind], "device": key, "status": "ok", "reason": "",
+                "samples_per_second": {"median": median}, **extra}
+
+    contenders = {"xpmlp": row("xpmlp", 100.0, gemm_key="gemm"), "xpmlp:torch": row("xpmlp:torch", 60.0,
+                  gemm_key="gemm:torch"), "torch": row("torch", 40.0, gemm_key="gemm:torch"),
+                  "sklearn": row("sklearn", 30.0), "gemm": row("gemm", 125.0), "gemm:torch": row("gemm:torch", 64.0)}
+    report._add_ratios(contenders)
+    assert contenders["xpmlp"]["fraction_of_gemm"] == pytest.approx(100 / 125)
+    assert contenders["xpmlp:torch"]["fraction_of_gemm"] == pytest.approx(60 / 64)
+    assert contenders["torch"]["fraction_of_gemm"] == pytest.approx(40 / 64)
+    assert "fraction_of_gemm" not in contenders["sklearn"]
+    text = "\n".join(report._outcome_lines({"contenders": contenders, "gemm_ceiling": {}}))
+    assert "xpmlp reaches 80% on xpmlp, 94% on xpmlp:torch of the GEMM-only ceiling" in text
+    assert "PyTorch reaches 62% of GEMM-only (torch)" in text and "at most 1.60x PyTorch" in text
+
+
 @pytest.mark.parametrize("hidden", [[16], [24, 16, 8]])
 def test_gemm_contender_covers_every_layer(hidden):
     cfg = bench.BenchConfig(hidden=hidden, batch_size=32, quick=True, data="generated").resolve()
@@ -349,7 +402,7 @@ def test_script_wrapper_runs(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "xpmlp speed-up" in proc.stdout
-    assert set(json.loads(path.read_text())["contenders"]) == {"gemm"} | xpmlp_keys()
+    assert set(json.loads(path.read_text())["contenders"]) == gemm_keys() | xpmlp_keys()
 
 
 def test_the_package_runs_as_a_module():

@@ -68,7 +68,8 @@ def test_every_cell_has_positive_rates_and_ratios_of_every_contender(quick_sweep
     for cell in result["cells"]:
         assert cell["sizes"] == [784, cell["width"], cell["width"], 10]
         assert cell["samples"] == cell["steps"] * cell["batch_size"] <= 256
-        assert set(cell["contenders"]) == {*xpmlp, "torch", "gemm"}
+        gemm = {"xpmlp": "gemm"} | {f"xpmlp:{spec}": f"gemm:{spec}" for spec in on_the_cpu[1:]}  # each its library's
+        assert set(cell["contenders"]) == {*xpmlp, "torch", *gemm.values()}
         for name, res in cell["contenders"].items():
             if res["kind"] == "torch" and res["status"] == "not installed":
                 continue
@@ -80,6 +81,10 @@ def test_every_cell_has_positive_rates_and_ratios_of_every_contender(quick_sweep
             assert set(ratios) == set(xpmlp)
             assert all(ratio is None or ratio > 0 for ratio in ratios.values())
         assert all(ratio > 0 for ratio in cell["ratio_to_gemm"].values())
+        medians = {name: res["samples_per_second"]["median"] for name, res in cell["contenders"].items()
+                   if res["status"] == "ok"}
+        for key, ratio in cell["ratio_to_gemm"].items():
+            assert ratio == pytest.approx(medians[key] / medians[gemm[key]])
 
 
 def test_quick_sweep_draws_one_png(quick_sweep):

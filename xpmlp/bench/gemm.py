@@ -1,7 +1,9 @@
 """The GEMM-only contender and the GEMM rate: the matrix products of training alone, the ceiling.
 
-Both run through a :class:`~xpmlp.backend.Backend`: the run's own backend on a GPU (CuPy, or
-PyTorch on CUDA), NumPy's on the CPU. The Array API's ``matmul`` has no ``out=``, so products
+Both run through a :class:`~xpmlp.backend.Backend`. GEMM-only runs on the library of each backend
+xpmlp runs on (NumPy, PyTorch, CuPy; array-api-strict's products on NumPy), so each xpmlp row is
+measured against its own library's products; the GEMM rate is NumPy's on the CPU and the run's
+library on a GPU. The Array API's ``matmul`` has no ``out=``, so products
 into preallocated outputs go through :func:`matmul_into_for`, the one place that knows each
 library's own ``matmul(a, b, out=...)``.
 """
@@ -46,8 +48,9 @@ def matmul_into_for(backend: Backend) -> MatmulInto:
 
 
 def gemm_backend_for(backend: Backend) -> Backend:
-    """Where the GEMM-only contender runs: the GPU of the run's backend, else NumPy on the CPU."""
-    return backend if backend.on_gpu else get_backend("cpu", backend.dtype)
+    """Where the GEMM-only contender of ``backend`` runs: its own library and device, except
+    array-api-strict (a correctness check, not a fast library), whose products run on NumPy."""
+    return backend if backend.on_gpu or isinstance(backend, TorchBackend) else get_backend("cpu", backend.dtype)
 
 
 def library_label(backend: Backend) -> str:
@@ -72,8 +75,9 @@ class GemmContender(Contender):
 
     kind = "gemm"
 
-    def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend | None = None) -> None:
-        super().__init__(cfg, data)
+    def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend | None = None,
+                 key: str | None = None) -> None:
+        super().__init__(cfg, data, key)
         self.backend = get_backend(backend or "cpu", cfg.dtype)
         self.origin_spec = self.backend.spec
         on_gpu = self.backend.on_gpu

@@ -4,7 +4,10 @@ xpmlp runs on ``--device`` (its row keeps the key ``"xpmlp"`` and is the base of
 and on every other backend of ``--xpmlp-devices`` (keys ``"xpmlp:SPEC"``). By default that is
 every usable one of :data:`FAST_BACKENDS` -- NumPy, PyTorch on the CPU, and on a GPU CuPy and
 PyTorch CUDA. array-api-strict is left out: it checks correctness, it is not meant to be fast.
-PyTorch ``nn``, scikit-learn and the GEMM-only contender run on the hardware of ``--device``.
+PyTorch ``nn`` and scikit-learn run on the hardware of ``--device``. GEMM-only runs once per
+library among xpmlp's backends (key ``"gemm"`` for ``--device``'s, ``"gemm:SPEC"`` for another), and
+each xpmlp row and PyTorch's row name the GEMM-only of their own library (``gemm_key``): the share
+of its products' time a trainer reaches, and for PyTorch the most any trainer on its GEMMs can gain.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def xpmlp_key(backend: Backend, primary: bool) -> str:
 
 
 def make_contender(name: str, cfg: BenchConfig, data: BenchData, backend: Backend, key: str | None = None) -> Contender:
-    """The contender ``name`` on the hardware of ``backend`` (xpmlp: on ``backend`` itself)."""
+    """The contender ``name`` on the hardware of ``backend`` (xpmlp: on ``backend`` itself; GEMM-only:
+    on its library, see :func:`~xpmlp.bench.gemm.gemm_backend_for`)."""
     if name == "xpmlp":
         return XpmlpContender(cfg, data, backend, key)
     if name == "torch":
@@ -55,18 +59,47 @@ def make_contender(name: str, cfg: BenchConfig, data: BenchData, backend: Backen
     if name == "sklearn":
         return SklearnContender(cfg, data)
     if name == "gemm":
-        return GemmContender(cfg, data, gemm_backend_for(backend))
+        return GemmContender(cfg, data, gemm_backend_for(backend), key)
     raise ValueError(f"unknown contender {name!r}; choose from {','.join(CONTENDERS)}")
+
+
+def gemm_backends(primary: Backend, xpmlp: Sequence[Backend]) -> dict[str, Backend]:
+    """{key: backend} of the GEMM-only contenders: one per library of xpmlp's backends (``primary``'s
+    alone when xpmlp does not race), ``primary``'s first under the key ``"gemm"``."""
+    found: dict[str, Backend] = {}
+    for backend in [primary, *xpmlp]:
+        target = gemm_backend_for(backend)
+        if all(target.spec != other.spec for other in found.values()):
+            found["gemm" if not found else f"gemm:{target.spec}"] = target
+    return found
 
 
 def lineup(cfg: BenchConfig, data: BenchData, names: Sequence[str], primary: Backend,
            xpmlp: Sequence[Backend]) -> list[Contender]:
-    """The contenders in race order: xpmlp on each of its backends where ``names`` has xpmlp, then the rest."""
+    """The contenders in race order: xpmlp on each of its backends where ``names`` has xpmlp, then the rest.
+
+    Each xpmlp contender and PyTorch's get ``extra["gemm_key"]``: the key of the GEMM-only contender
+    of their own library, when one races.
+    """
     contenders: list[Contender] = []
+    gemm = gemm_backends(primary, xpmlp) if "gemm" in names else {}
+    gemm_key_of = {backend.spec: key for key, backend in gemm.items()}
     for name in names:
         if name == "xpmlp":
-            contenders += [make_contender(name, cfg, data, backend, xpmlp_key(backend, index == 0))
-                           for index, backend in enumerate(xpmlp)]
+            for index, backend in enumerate(xpmlp):
+                contender = make_contender(name, cfg, data, backend, xpmlp_key(backend, index == 0))
+                _link(contender, gemm_key_of.get(gemm_backend_for(backend).spec))
+                contenders.append(contender)
+        elif name == "gemm":
+            contenders += [GemmContender(cfg, data, backend, key) for key, backend in gemm.items()]
         else:
-            contenders.append(make_contender(name, cfg, data, primary))
+            contender = make_contender(name, cfg, data, primary)
+            if isinstance(contender, TorchContender):
+                _link(contender, gemm_key_of.get(contender.spec))
+            contenders.append(contender)
     return contenders
+
+
+def _link(contender: Contender, gemm_key: str | None) -> None:
+    if gemm_key is not None:
+        contender.extra["gemm_key"] = gemm_key

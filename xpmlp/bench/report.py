@@ -65,13 +65,15 @@ def _median(result: dict[str, Any] | None) -> float | None:
 
 
 def _add_ratios(contenders: dict[str, dict[str, Any]]) -> None:
-    """Each contender's ``ratio`` (xpmlp's median samples/s over its own), each xpmlp row's
-    ``fraction_of_gemm`` (its median over GEMM-only's); absent numbers become None."""
-    base, gemm = _median(contenders.get("xpmlp")), _median(contenders.get("gemm"))
+    """Each contender's ``ratio`` (xpmlp's median samples/s over its own); each xpmlp row's and
+    PyTorch's ``fraction_of_gemm`` (its median over that of the GEMM-only of its library, named by
+    ``gemm_key``; xpmlp rows without one: ``"gemm"``); absent numbers become None."""
+    base = _median(contenders.get("xpmlp"))
     for result in contenders.values():
         median = _median(result)
         result["ratio"] = base / median if (base and median) else None
-        if result.get("kind") == "xpmlp":
+        if result.get("kind") == "xpmlp" or (result.get("kind") == "torch" and result.get("gemm_key")):
+            gemm = _median(contenders.get(result.get("gemm_key") or "gemm"))
             result["fraction_of_gemm"] = median / gemm if (median and gemm) else None
         for key in PER_CONTENDER:
             result.setdefault(key, None)
@@ -201,10 +203,17 @@ def _outcome_lines(result: dict[str, Any]) -> list[str]:
     """Why a contender did not run, xpmlp's share of the GEMM ceiling, the GEMM rates."""
     lines = [f"{_title(res)}: {res['status']}: {res['reason']}"
              for res in result["contenders"].values() if res["status"] != "ok"]
-    shares = [f"{100 * res['fraction_of_gemm']:.0f}% on {res['device']}" for res in result["contenders"].values()
+    contenders = result["contenders"]
+    shares = [f"{100 * res['fraction_of_gemm']:.0f}% on {res['device']}" for res in contenders.values()
               if res.get("kind") == "xpmlp" and res.get("fraction_of_gemm") is not None]
     if shares:
-        lines.append(f"xpmlp reaches {', '.join(shares)} of the GEMM-only ceiling (its matrix products alone).")
+        lines.append(f"xpmlp reaches {', '.join(shares)} of the GEMM-only ceiling (its matrix products alone, "
+                     "in the same library).")
+    torch = contenders.get("torch") or {}
+    share = torch.get("fraction_of_gemm")
+    if share:
+        lines.append(f"PyTorch reaches {100 * share:.0f}% of {_title(contenders[torch['gemm_key']])}: "
+                     f"a trainer on PyTorch's GEMMs here can be at most {1 / share:.2f}x PyTorch.")
     for where, ceiling in result["gemm_ceiling"].items():
         shapes = ", ".join(f"{shape['m']}x{shape['k']} @ {shape['k']}x{shape['n']}: {shape['gflops']:.1f}"
                            for shape in ceiling["shapes"])

@@ -167,13 +167,15 @@ def run_cell(cfg: SweepConfig, width: int, batch: int, data: BenchData, backends
         race.set_up(contender)
     race.warm_up()
     race.score(race.time_rounds(), accuracy=False)
-    torch, gemm = _rate(race.results.get("torch")), _rate(race.results.get("gemm"))
+    torch = _rate(race.results.get("torch"))
     xpmlp = {key: _rate(res) for key, res in race.results.items() if res["kind"] == "xpmlp"}
+    # each xpmlp row against the GEMM-only of its own library (lineup's gemm_key)
+    gemm = {key: _rate(race.results.get(race.results[key].get("gemm_key") or "gemm")) for key in xpmlp}
     return {"width": width, "batch_size": batch, "sizes": cell_cfg.sizes, "parameters": num_parameters(cell_cfg.sizes),
             "steps": steps, "steps_limited_by": limit, "samples": n, "seconds": time.perf_counter() - start,
             "contenders": race.results,
             "ratio_to_torch": {key: rate / torch if rate and torch else None for key, rate in xpmlp.items()},
-            "ratio_to_gemm": {key: rate / gemm if rate and gemm else None for key, rate in xpmlp.items()}}
+            "ratio_to_gemm": {key: rate / gemm[key] if rate and gemm[key] else None for key, rate in xpmlp.items()}}
 
 
 def _cell_line(cell: dict[str, Any]) -> str:

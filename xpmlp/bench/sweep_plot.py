@@ -65,7 +65,8 @@ def _speed_panel(ax: Axes, result: dict[str, Any], batch: int, labels: dict[str,
         widths, medians = _series(result, batch, _speed(key, "median"))
         if not widths:
             continue
-        line = ax.plot(widths, medians, marker="o", ms=3, ls="--" if key == "gemm" else "-", label=label,
+        gemm = key == "gemm" or key.startswith("gemm:")  # the ceilings: dashed, NumPy's (or --device's) black
+        line = ax.plot(widths, medians, marker="o", ms=3, ls="--" if gemm else "-", label=label,
                        color="black" if key == "gemm" else f"C{index}")[0]
         _, lows = _series(result, batch, _speed(key, "min"))
         _, highs = _series(result, batch, _speed(key, "max"))
