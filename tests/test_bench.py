@@ -320,7 +320,8 @@ def test_each_share_of_the_gemm_ceiling_is_against_the_row_own_library():
 
     def row(key: str, median: float, **extra: str) -> dict:
         kind = key.split(":")[0]
-        return {"name": key, "kind": kind, "label": bench.LABELS[kind], "device": key, "status": "ok", "reason": "",
+        device = "torch (torch)" if key.endswith(":torch") else "cpu (numpy)"
+        return {"name": key, "kind": kind, "label": bench.LABELS[kind], "device": device, "status": "ok", "reason": "",
                 "samples_per_second": {"median": median}, **extra}
 
     contenders = {"xpmlp": row("xpmlp", 100.0, gemm_key="gemm"), "xpmlp:torch": row("xpmlp:torch", 60.0,
@@ -332,8 +333,8 @@ def test_each_share_of_the_gemm_ceiling_is_against_the_row_own_library():
     assert contenders["torch"]["fraction_of_gemm"] == pytest.approx(40 / 64)
     assert "fraction_of_gemm" not in contenders["sklearn"]
     text = "\n".join(report._outcome_lines({"contenders": contenders, "gemm_ceiling": {}}))
-    assert "xpmlp reaches 80% on xpmlp, 94% on xpmlp:torch of the GEMM-only ceiling" in text
-    assert "PyTorch reaches 62% of GEMM-only (torch)" in text and "at most 1.60x PyTorch" in text
+    assert "xpmlp reaches 80% on cpu (numpy), 94% on torch (torch) of the GEMM-only ceiling" in text
+    assert "PyTorch reaches 62% of GEMM-only on torch (torch)" in text and "at most 1.60x PyTorch" in text
 
 
 @pytest.mark.parametrize("hidden", [[16], [24, 16, 8]])
