@@ -5,14 +5,21 @@
 
 Why xpmlp on ``--device torch`` can be slower than on ``--device cpu``: both run the same math, but
 the matrix products go to different libraries (OpenBLAS in NumPy's wheels, MKL in PyTorch's), and
-their speed depends on the CPU. Interleaved rounds of 200 products each; medians in GFLOP/s.
+their speed depends on the CPU. Interleaved rounds of 200 products each, with an untimed pause
+before each library's turn (the other library's idle threads spin on the cores for ~0.1 s and
+would be timed with it, see ``xpmlp.bench.runner.SETTLE_SECONDS``); medians in GFLOP/s.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's xpmlp, installed or not
+from xpmlp.bench.runner import SETTLE_SECONDS  # noqa: E402
 
 SHAPES = ((128, 784, 500), (128, 500, 500), (784, 128, 500))  # forward, forward, weight gradient
 
@@ -30,6 +37,7 @@ def main() -> None:
         rates: dict[str, list[float]] = {"numpy": [], "torch": []}
         for _ in range(args.rounds):
             for name, (x, y) in (("numpy", (a, b)), ("torch", (ta, tb))):
+                time.sleep(SETTLE_SECONDS)
                 start = time.perf_counter()
                 for _ in range(200):
                     x @ y

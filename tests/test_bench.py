@@ -288,6 +288,35 @@ def test_gemm_contender_writes_the_products_into_its_buffers_on_every_backend(sp
     assert gemm.device == f"{gemm.backend.spec} ({gemm.backend.name})"  # a CPU backend: named as the xpmlp row is
 
 
+def test_rounds_pause_between_contenders_of_different_thread_pools(monkeypatch):
+    from xpmlp.bench import runner
+
+    events: list[str] = []
+
+    class Fake(bench.Contender):
+        kind = "gemm"
+
+        def __init__(self, key: str, pool: str) -> None:
+            super().__init__(cfg, data, key)
+            self.thread_pool = pool
+
+        def epoch(self) -> None:
+            events.append(self.key)
+
+    cfg = bench.BenchConfig(hidden=[8], batch_size=8, quick=True, data="generated", rounds=2).resolve()
+    data = bench.generated_data(16, 4)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: events.append(f"sleep {seconds}"))
+    race = runner.Race(cfg, data, lambda line: None)
+    for key, pool in (("a", "numpy"), ("b", "numpy"), ("c", "torch"), ("d", "torch"), ("e", "numpy")):
+        race.set_up(Fake(key, pool))
+    seconds = race.time_rounds()
+    pause = f"sleep {runner.SETTLE_SECONDS}"
+    assert runner.SETTLE_SECONDS >= 0.2  # OpenBLAS's idle threads spin about 0.1 s
+    assert events == ["a", "b", pause, "c", "d", pause, "e",  # no pause within a library, one at each change
+                      "a", "b", pause, "c", "d", pause, "e"]  # the next round starts on e's library: none
+    assert all(len(times) == 2 for times in seconds.values())
+
+
 def _lineup_keys(names: list[str], primary: str, others: list[str]) -> dict[str, bench.Contender]:
     cfg = bench.BenchConfig(hidden=[8], batch_size=8, quick=True, data="generated").resolve()
     backends = [get_backend(spec) for spec in [primary, *others]]

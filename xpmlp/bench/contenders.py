@@ -45,6 +45,9 @@ class Contender:
 
     kind = ""
     device = "cpu"
+    #: the library whose CPU threads do the work ("numpy": NumPy's OpenBLAS; "torch"; "cupy"), so the
+    #: driver can let one library's idle threads stop spinning before it times another's (runner.py)
+    thread_pool = "numpy"
 
     def __init__(self, cfg: BenchConfig, data: BenchData, key: str | None = None) -> None:
         self.cfg, self.data = cfg, data
@@ -80,6 +83,11 @@ class Contender:
         return None
 
 
+def pool_of(backend: Backend) -> str:
+    """The library whose threads run ``backend``'s work: its own, NumPy's for array-api-strict."""
+    return "numpy" if backend.name == "strict" else backend.name
+
+
 class XpmlpContender(Contender):
     """xpmlp's public API: :class:`~xpmlp.model.MLP` trained by :class:`~xpmlp.train.Trainer`."""
 
@@ -90,6 +98,7 @@ class XpmlpContender(Contender):
         self.backend = backend
         self.origin_spec = backend.spec
         self.device = f"{backend.spec} ({backend.name})"
+        self.thread_pool = pool_of(backend)
 
     def new_model(self) -> MLP:
         return MLP(self.cfg.sizes, "relu", backend=self.backend, dtype=self.cfg.dtype, seed=self.cfg.seed)
@@ -164,6 +173,7 @@ class TorchContender(Contender):
     """``nn.Sequential`` of Linear/ReLU and ``torch.optim.SGD``, on the hardware of xpmlp's backend."""
 
     kind = "torch"
+    thread_pool = "torch"
 
     def __init__(self, cfg: BenchConfig, data: BenchData, backend: Backend) -> None:
         super().__init__(cfg, data)

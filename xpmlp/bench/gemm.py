@@ -19,7 +19,7 @@ import numpy as np
 
 from ..backend import Backend, CupyBackend, NumpyBackend, TorchBackend, get_backend
 from .config import BenchConfig, BenchData, batch_sizes
-from .contenders import Contender
+from .contenders import Contender, pool_of
 
 MatmulInto = Callable[..., Any]  # matmul_into(a, b, out=c) writes a @ b into c
 
@@ -80,6 +80,7 @@ class GemmContender(Contender):
         super().__init__(cfg, data, key)
         self.backend = get_backend(backend or "cpu", cfg.dtype)
         self.origin_spec = self.backend.spec
+        self.thread_pool = pool_of(self.backend)
         on_gpu = self.backend.on_gpu
         self.device = library_label(self.backend) if on_gpu else f"{self.backend.spec} ({self.backend.name})"
 

@@ -7,7 +7,8 @@ PyTorch CUDA. array-api-strict is left out: it checks correctness, it is not mea
 PyTorch ``nn`` and scikit-learn run on the hardware of ``--device``. GEMM-only runs once per
 library among xpmlp's backends (key ``"gemm"`` for ``--device``'s, ``"gemm:SPEC"`` for another), and
 each xpmlp row and PyTorch's row name the GEMM-only of their own library (``gemm_key``): the share
-of its products' time a trainer reaches, and for PyTorch the most any trainer on its GEMMs can gain.
+of its products' speed a trainer reaches, and for PyTorch the most xpmlp on torch (whose products
+GEMM-only (torch) runs, in xpmlp's layout) can gain on it.
 """
 
 from __future__ import annotations

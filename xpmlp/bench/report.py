@@ -213,7 +213,7 @@ def _outcome_lines(result: dict[str, Any]) -> list[str]:
     share = torch.get("fraction_of_gemm")
     if share:
         lines.append(f"PyTorch reaches {100 * share:.0f}% of GEMM-only on {contenders[torch['gemm_key']]['device']}: "
-                     f"a trainer on PyTorch's GEMMs here can be at most {1 / share:.2f}x PyTorch.")
+                     f"xpmlp on torch, whose products these are, can be at most {1 / share:.2f}x PyTorch here.")
     for where, ceiling in result["gemm_ceiling"].items():
         shapes = ", ".join(f"{shape['m']}x{shape['k']} @ {shape['k']}x{shape['n']}: {shape['gflops']:.1f}"
                            for shape in ceiling["shapes"])

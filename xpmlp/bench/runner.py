@@ -17,6 +17,12 @@ from .machine import ThreadLimit, gpu_name, load_note, machine_info
 from .memory import MIB, measure_in_child
 from .report import build_result, flops_per_epoch
 
+#: Seconds to wait, untimed, before timing a contender whose library's threads differ from the last
+#: one's. An idle thread pool keeps spinning on the cores for a while after its last job (OpenBLAS:
+#: 2^28 cycles, about 0.1 s), and slowed the next library's threads: PyTorch's GEMMs ran at 74-124
+#: GFLOP/s right after 200 of NumPy's, 142-172 after a 0.5 s pause (2 cores, float32).
+SETTLE_SECONDS = 0.25
+
 
 def run_benchmark(cfg: BenchConfig, log: Log = print) -> dict[str, Any]:
     """Run the benchmark described by ``cfg``; returns the JSON-able result (see ``report.SCHEMA``)."""
@@ -133,13 +139,20 @@ class Race:
         seconds.append(time.perf_counter() - start)
 
     def time_rounds(self) -> dict[str, list[float]]:
-        """Seconds per epoch of every contender, interleaved: A B C, A B C, ... for ``cfg.rounds`` rounds."""
+        """Seconds per epoch of every contender, interleaved: A B C, A B C, ... for ``cfg.rounds`` rounds.
+
+        Between two contenders of different libraries' threads it waits :data:`SETTLE_SECONDS`, untimed.
+        """
         cfg = self.cfg
         seconds: dict[str, list[float]] = {contender.key: [] for contender in self.active}
         self.log(f"timing {', '.join(contender.title for contender in self.active)}: {cfg.rounds} rounds x "
                  f"{cfg.epochs} epoch(s) of {self.n_train:,} samples each, interleaved")
+        last_pool = None
         for round_index in range(1, cfg.rounds + 1):
             for contender in list(self.active):
+                if last_pool is not None and contender.thread_pool != last_pool:
+                    time.sleep(SETTLE_SECONDS)  # the last library's threads stop spinning first
+                last_pool = contender.thread_pool
                 for _ in range(cfg.epochs):
                     if not self._attempt(contender, f"round {round_index}", self._timed_epoch, contender,
                                          seconds[contender.key]):
