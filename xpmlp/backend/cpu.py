@@ -29,7 +29,7 @@ def zeros_like_shape(x: np.ndarray) -> np.ndarray:
     zeros = _ZEROS.get(x.dtype)
     if zeros is None or zeros.size < x.size:
         zeros = np.zeros(max(x.size, 4096), dtype=x.dtype)
-        zeros.flags.writeable = False  # its pages stay the kernel's zero page: no memory is spent
+        zeros.flags.writeable = False  # never written, so a large one stays on the kernel's shared zero page
         _ZEROS[x.dtype] = zeros
     return zeros[: x.size].reshape(x.shape)
 
