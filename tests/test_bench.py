@@ -16,6 +16,7 @@ import inspect
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -315,6 +316,48 @@ def test_rounds_pause_between_contenders_of_different_thread_pools(monkeypatch):
     assert events == ["a", "b", pause, "c", "d", pause, "e",  # no pause within a library, one at each change
                       "a", "b", pause, "c", "d", pause, "e"]  # the next round starts on e's library: none
     assert all(len(times) == 2 for times in seconds.values())
+
+
+def _swallowing_ctrl_c() -> None:
+    """What scikit-learn's fit does with a Ctrl-C: catches it and returns as if done."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here
+    except KeyboardInterrupt:
+        pass
+
+
+def test_a_ctrl_c_a_contender_swallows_still_stops_the_rounds():
+    from xpmlp.bench import runner
+
+    ran: list[str] = []
+
+    class Fake(bench.Contender):
+        kind = "sklearn"
+
+        def epoch(self) -> None:
+            ran.append(self.key)
+            if self.key == "sklearn":
+                _swallowing_ctrl_c()
+
+    cfg = bench.BenchConfig(hidden=[8], batch_size=8, quick=True, data="generated", rounds=3).resolve()
+    race = runner.Race(cfg, bench.generated_data(16, 4), lambda line: None)
+    for key in ("sklearn", "gemm"):
+        race.set_up(Fake(cfg, bench.generated_data(16, 4), key))
+    with pytest.raises(KeyboardInterrupt):
+        race.time_rounds()
+    assert ran == ["sklearn"]  # nothing timed after the interrupted epoch
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_an_xpmlp_epoch_cut_short_by_ctrl_c_stops_the_benchmark():
+    cfg = bench.BenchConfig(hidden=[8], batch_size=8, quick=True, data="generated").resolve()
+    contender = bench.XpmlpContender(cfg, bench.generated_data(64, 8), get_backend("cpu"))
+    contender.setup()
+    contender.trainer.request_interrupt()  # as the Trainer's own SIGINT handler does
+    with pytest.raises(KeyboardInterrupt):
+        contender.epoch()
+    assert contender.epochs_done == 0
 
 
 def _lineup_keys(names: list[str], primary: str, others: list[str]) -> dict[str, bench.Contender]:

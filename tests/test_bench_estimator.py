@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +85,17 @@ def test_the_script_is_the_estimator_benchmark():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_estimator.py"), "--solvers", "lbfgs"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown solver(s) lbfgs for --estimator" in proc.stderr
+
+
+def test_a_fit_that_swallows_ctrl_c_is_not_timed_as_done():
+    class Estimator:  # scikit-learn's and xpmlp's MLPClassifier catch KeyboardInterrupt and return
+        def fit(self, X, y):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)
+            except KeyboardInterrupt:
+                pass
+
+    with pytest.raises(KeyboardInterrupt):
+        bench_estimator.timed_fit(Estimator(), np.zeros((2, 2)), np.zeros(2))
+

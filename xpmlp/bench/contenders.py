@@ -128,14 +128,21 @@ class XpmlpContender(Contender):
             best = min(best, time.perf_counter() - start)
         return best
 
+    @staticmethod
+    def _fit(trainer: Trainer, X: Any, y: Any) -> None:
+        """``trainer.fit``; a Ctrl-C that stopped it early (the Trainer's own rule) ends the benchmark."""
+        trainer.fit(X, y)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+
     def warmup(self) -> None:
-        self.new_trainer(self.new_model()).fit(self.x_device[:self.warm_n, ...], self.y_device[:self.warm_n])
+        self._fit(self.new_trainer(self.new_model()), self.x_device[:self.warm_n, ...], self.y_device[:self.warm_n])
 
     def epoch(self) -> None:
         # One Trainer for the whole run: raising its epoch target resumes where it stopped, with
         # a fresh per-epoch shuffle (the order of epoch k is a function of (seed, k)).
         self.trainer.config.epochs = self.epochs_done + 1
-        self.trainer.fit(self.x_device, self.y_device)
+        self._fit(self.trainer, self.x_device, self.y_device)
         self.epochs_done += 1
 
     def sync(self) -> None:
@@ -152,9 +159,11 @@ class XpmlpContender(Contender):
         profiler = cProfile.Profile()
         self.sync()
         profiler.enable()
-        trainer.fit(self.x_device, self.y_device)
-        self.sync()
-        profiler.disable()
+        try:
+            self._fit(trainer, self.x_device, self.y_device)
+            self.sync()
+        finally:
+            profiler.disable()
         return top_functions(pstats.Stats(profiler), top)
 
 

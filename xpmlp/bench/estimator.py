@@ -31,7 +31,7 @@ import numpy as np
 from ..backend import get_backend
 from ..errors import XpmlpError
 from ..io import atomic_write_json
-from .machine import available_cores, cpu_model
+from .machine import available_cores, cpu_model, interrupt_stops
 
 #: The learning rates each solver is benchmarked with (scikit-learn's default for adam).
 SOLVER_PARAMS = {"sgd": {"learning_rate_init": 0.05}, "adam": {"learning_rate_init": 1e-3}}
@@ -76,7 +76,7 @@ def contenders(hidden: tuple[int, ...], solver: str, args: argparse.Namespace) -
 def timed_fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads of this process) of one fit."""
     wall, cpu = time.perf_counter(), time.process_time()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), interrupt_stops():  # Ctrl-C ends the run, not just this fit
         warnings.simplefilter("ignore")  # ConvergenceWarning: the epochs are fixed on purpose
         estimator.fit(X, y)
     return time.perf_counter() - wall, time.process_time() - cpu

@@ -5,10 +5,12 @@ Also :class:`ThreadLimit`, which gives NumPy's BLAS and PyTorch the same thread 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..backend import Backend
 from ..backend.blas import numpy_gemm
+from ..train import Interrupt
 
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS")
@@ -200,3 +203,18 @@ class ThreadLimit:
             self.limiter.restore_original_limits()
         if self.torch is not None:
             self.torch.set_num_threads(self.torch_threads_before)
+
+
+@contextlib.contextmanager
+def interrupt_stops() -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM) while a contender trains stops the benchmark instead of being timed.
+
+    scikit-learn's ``fit``, and xpmlp's ``MLPClassifier`` like it, catch KeyboardInterrupt and return
+    as if done, so the benchmark would go on with a cut-short fit as a measurement. Inside this block
+    the first signal is only noted (the fit or epoch runs to its end) and KeyboardInterrupt is raised
+    after it; a second one raises at once (the rule of :class:`~xpmlp.train.Interrupt`).
+    """
+    with Interrupt() as interrupt:
+        yield
+    if interrupt.requested:
+        raise KeyboardInterrupt

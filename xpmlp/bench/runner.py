@@ -13,7 +13,7 @@ from .config import BenchConfig, BenchData, Log, load_data
 from .contenders import Contender, Unavailable, XpmlpContender
 from .gemm import measure_gemm_rates
 from .lineup import default_contenders, lineup, xpmlp_backends
-from .machine import ThreadLimit, gpu_name, load_note, machine_info
+from .machine import ThreadLimit, gpu_name, interrupt_stops, load_note, machine_info
 from .memory import MIB, measure_in_child
 from .report import build_result, flops_per_epoch
 
@@ -101,7 +101,8 @@ class Race:
     def _attempt(self, contender: Contender, stage: str, action: Callable[..., Any], *args: Any) -> bool:
         """Run ``action(*args)``; on an exception, report ``contender`` as failed at ``stage`` and return False."""
         try:
-            action(*args)
+            with interrupt_stops():  # a Ctrl-C a library swallows still ends the run, not the epoch's timing
+                action(*args)
         except Exception as exc:  # report the contender, keep the benchmark running
             self._fail(contender, stage, exc)
             return False
