@@ -327,7 +327,19 @@ def _swallowing_ctrl_c() -> None:
         pass
 
 
-def test_a_ctrl_c_a_contender_swallows_still_stops_the_rounds():
+@pytest.fixture
+def default_sigint():
+    """SIGINT with Python's default handler for the test, the inherited disposition restored after.
+
+    A shell that starts the suite as a background job (``make test &``) ignores SIGINT, so the
+    test cannot assume the default handler is in place when it starts.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_a_contender_swallows_still_stops_the_rounds(default_sigint):
     from xpmlp.bench import runner
 
     ran: list[str] = []
