@@ -7,11 +7,15 @@
   which only ``backend.context()`` changes. Work done outside the context lands on the wrong
   device and then fails to combine: the tests below show the emulation catches exactly that.
 * A fake ``cupy`` module in ``sys.modules`` drives every branch of the CuPy probe.
+* A second fake, over NumPy, trains through ``CupyBackend``'s own fused step, ReLU, masks and
+  draws; like the real package it has no ``cupy.cublas`` until that submodule is imported.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import math
 import sys
 import types
@@ -21,7 +25,7 @@ import numpy as np
 import pytest
 
 import xpmlp.backend as backend_mod
-from xpmlp.backend import StrictBackend, get_backend
+from xpmlp.backend import CupyBackend, StrictBackend, get_backend
 from xpmlp.backend.probes import clear_probes, probe_cupy
 from xpmlp.errors import DeviceError, InputError
 from xpmlp.losses import one_hot_mask
@@ -434,3 +438,132 @@ def test_auto_picks_a_working_gpu(fake_cupy, monkeypatch):
     assert built == [0] and backend.note == "auto: using CUDA GPU cuda:0 through CuPy"
     with pytest.raises(DeviceError, match="cuda:0 to cuda:0"):
         get_backend("cuda:1")
+
+
+# -- a fake CuPy that trains: the CuPy backend's own code paths on NumPy arrays ---------------------
+
+class _CublasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes ``import cupy.cublas`` work as in the real package: the attribute appears only then."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        return importlib.util.spec_from_loader(name, self) if name == "cupy.cublas" else None
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        cublas = types.ModuleType("cupy.cublas")
+        calls = self.calls
+
+        def gemm(transa: str, transb: str, a: np.ndarray, b: np.ndarray, out: np.ndarray,
+                 alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+            calls.append("gemm")
+            op_a, op_b = (a.T if transa == "T" else a), (b.T if transb == "T" else b)
+            out[...] = alpha * (op_a @ op_b) + beta * out
+            return out
+
+        def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+            calls.append("axpy")
+            y += a * x  # into y as given: a copy made by the caller loses the update, as on the GPU
+
+        cublas.gemm, cublas.axpy = gemm, axpy
+        return cublas
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+def _training_cupy(calls: list[str]) -> types.ModuleType:
+    """A ``cupy`` package over NumPy with what CupyBackend uses; no ``random``, no ``cublas`` until imported."""
+    from xpmlp.backend.gpu import counter_uniform
+
+    cupy = types.ModuleType("cupy")
+    cupy.__path__ = []  # a package, so that ``import cupy.cublas`` asks the finder
+    cupy.ndarray = np.ndarray
+    cupy.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext())
+    cupy.multiply, cupy.empty = np.multiply, np.empty
+
+    def elementwise_kernel(in_params: str, out_params: str, operation: str, name: str) -> Any:
+        calls.append(f"compile {name}")
+        if name == "xpmlp_relu":
+            return lambda x, y: np.copyto(y, np.where(x <= 0, 0.0, x)) or y
+        if name == "xpmlp_uniform":
+            return lambda key, u: np.copyto(u, counter_uniform(u.size, int(key), str(u.dtype)).reshape(u.shape)) or u
+        raise AssertionError(f"unexpected kernel {name}")
+
+    cupy.ElementwiseKernel = elementwise_kernel
+    return cupy
+
+
+class _EmulatedCupyBackend(CupyBackend):
+    """CupyBackend unchanged but for its device: NumPy's arrays live on the device named 'cpu'."""
+
+    def __init__(self, index: int, dtype: str) -> None:
+        super().__init__(index, dtype)
+        self.device = "cpu"
+
+    @classmethod
+    def host_array(cls, a: Any) -> np.ndarray:
+        return np.array(a, copy=True)  # CuPy's a.get()
+
+    def same_device(self, a: Any) -> bool:
+        return True
+
+
+@pytest.fixture
+def training_cupy(monkeypatch):
+    """Install the training fake and array-api-compat's NumPy namespace in place of its CuPy one."""
+    import array_api_compat.numpy
+
+    calls: list[str] = []
+    monkeypatch.setitem(sys.modules, "cupy", _training_cupy(calls))
+    monkeypatch.delitem(sys.modules, "cupy.cublas", raising=False)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", array_api_compat.numpy)
+    monkeypatch.setattr(sys, "meta_path", [_CublasFinder(calls), *sys.meta_path])
+    yield calls
+
+
+def test_the_fake_cupy_has_no_cublas_until_it_is_imported(training_cupy):
+    import cupy
+
+    assert not hasattr(cupy, "cublas")
+    importlib.import_module("cupy.cublas")
+    assert hasattr(cupy, "cublas")
+
+
+def test_one_fused_training_step_runs_through_the_cupy_backend(training_cupy):
+    backend = _EmulatedCupyBackend(0, "float64")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 6)), rng.integers(0, 3, 32)
+    model = MLP([6, 8, 3], "relu", backend=backend, dtype="float64", seed=1, dropout=0.5)
+    before = model.state_dict()["W1"]
+    config = TrainConfig(iterations=1, log_every=1, batch_size=32, lr=0.1, optimizer="momentum",
+                         train_eval_size=0, fused=True)
+    trainer = Trainer(model, config, log=None, progress="none")
+    trainer.fit(X, y)
+    assert trainer.optimizer.can_fuse and "gemm" in training_cupy
+    assert np.isfinite(trainer.history.iteration_loss[0])
+    assert not np.array_equal(model.state_dict()["W1"], before)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_cupy_axpy_updates_contiguous_and_strided_arrays_in_place(training_cupy, order):
+    backend = _EmulatedCupyBackend(0, "float64")
+    y = np.asarray(np.arange(12.0).reshape(3, 4), order=order)
+    x = np.asarray(np.ones((3, 4)), order=order)
+    out = backend.axpy_(y, 0.5, x)
+    assert out is y
+    np.testing.assert_array_equal(y, np.arange(12.0).reshape(3, 4) + 0.5)
+    assert ("axpy" in training_cupy) == (order == "C")  # cuBLAS only where the flat view is no copy
+
+
+def test_cupy_uniform_is_a_pure_function_of_its_key_and_compiles_once(training_cupy):
+    backend = _EmulatedCupyBackend(0, "float32")
+    first = backend.uniform((1000,), (7, 3))
+    again = backend.uniform((1000,), (7, 3))
+    other = backend.uniform((1000,), (7, 4))
+    np.testing.assert_array_equal(first, again)  # resume: the same key draws the same numbers
+    assert not np.array_equal(first, other)
+    assert first.dtype == np.float32 and 0.0 <= first.min() and first.max() < 1.0
+    assert abs(float(first.mean()) - 0.5) < 0.05
+    assert training_cupy.count("compile xpmlp_uniform") == 1  # one kernel, no generator made per draw

@@ -14,6 +14,29 @@ import numpy as np
 
 from .base import Backend, check_dtype, mixed_seed
 
+#: Element i of a draw keyed k: SplitMix64 of k + (i + 1)·φ·2⁶⁴, its top 24 (float32) or 53 (float64)
+#: bits scaled into [0, 1). ``counter_uniform`` below is the same function on the host.
+COUNTER_UNIFORM_CUDA = """
+unsigned long long z = key + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
+z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+z ^= z >> 31;
+u = (sizeof(T) == 4) ? (T)((float)(z >> 40) * (1.0f / 16777216.0f))
+                     : (T)((double)(z >> 11) * (1.0 / 9007199254740992.0));
+"""
+
+
+def counter_uniform(n: int, key: int, dtype: str) -> np.ndarray:
+    """The host reference of the CuPy backend's uniform kernel: n numbers in [0, 1) for a 64-bit key."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    if check_dtype(dtype) == "float32":
+        return (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
 
 class TorchBackend(Backend):
     """PyTorch tensors through array-api-compat; specs ``torch`` (CPU) and ``torch:cuda:N``."""
@@ -83,10 +106,14 @@ class CupyBackend(Backend):
     def __init__(self, index: int = 0, dtype: str = "float32") -> None:
         cupy = importlib.import_module("cupy")
         self._cupy = cupy
+        # `import cupy` leaves the submodule unloaded (CuPy imports it lazily, in linalg.solve only):
+        # without this the fused step's first call fails with "module 'cupy' has no attribute 'cublas'"
+        self._cublas = importlib.import_module("cupy.cublas")
         self.index = index
         super().__init__(f"cuda:{index}", importlib.import_module("array_api_compat.cupy"),
                          cupy.cuda.Device(index), dtype)
         self._relu_kernel: Any = None
+        self._uniform_kernel: Any = None
 
     @classmethod
     def host_array(cls, a: Any) -> np.ndarray:
@@ -113,17 +140,26 @@ class CupyBackend(Backend):
 
     def gemm_update(self, C: Any, A: Any, B: Any, alpha: float, beta: float) -> Any:
         # cuBLAS through cupy.cublas.gemm writes into C: C = alpha * op(A) @ op(B) + beta * C
-        self._cupy.cublas.gemm("T", "N", A, B, out=C, alpha=alpha, beta=beta)
+        self._cublas.gemm("T", "N", A, B, out=C, alpha=alpha, beta=beta)
         return C
 
     def axpy_(self, y: Any, alpha: float, x: Any) -> Any:
-        self._cupy.cublas.axpy(alpha, x.reshape(-1), y.reshape(-1))  # cuBLAS axpy takes vectors: flat views
+        if not (y.flags.c_contiguous and x.flags.c_contiguous):
+            # reshape(-1) of a strided array is a copy: cuBLAS would update the copy and lose it
+            y += alpha * x
+            return y
+        self._cublas.axpy(alpha, x.reshape(-1), y.reshape(-1))  # cuBLAS axpy takes vectors: flat views
         return y
 
     def uniform(self, shape: tuple[int, ...], key: tuple[int, int], dtype: str | None = None) -> Any:
-        with self.context():  # cuRAND draws on the current device
-            state = self._cupy.random.RandomState(seed=mixed_seed(key))
-            return state.random_sample(shape, dtype=check_dtype(dtype or self.dtype))
+        # A counter-based kernel keyed by (seed, draw), compiled once: no cuRAND generator is made per
+        # draw, and draw k is a pure function of its key, so a resumed run draws the same numbers.
+        if self._uniform_kernel is None:
+            self._uniform_kernel = self._cupy.ElementwiseKernel("uint64 key", "T u", COUNTER_UNIFORM_CUDA,
+                                                                "xpmlp_uniform")
+        with self.context():
+            out = self._cupy.empty(shape, dtype=check_dtype(dtype or self.dtype))
+            return self._uniform_kernel(np.uint64(mixed_seed(key)), out)
 
     def torch_device(self) -> str:
         return f"cuda:{self.index}"
