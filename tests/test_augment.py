@@ -156,3 +156,39 @@ def test_a_checkpoint_from_before_augment_existed_resumes_with_its_default():
     assert (cfg["augment"], cfg["dropout"], cfg["epochs"]) == ("none", 0.0, 3)
     with pytest.raises(InputError, match="augment"):
         resume_settings({"augment": "flip"}, saved, lambda line: None)  # the run had none: not changeable
+
+
+class _NoClip:
+    """A namespace that refuses ``clip``: array-api-compat's clip assigns through boolean masks, one
+    host round trip each on CuPy, so the augmentation step must choose its transform without it."""
+
+    def __init__(self, xp) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str):
+        if name == "clip":
+            raise AssertionError("xp.clip in the training step (host round trips on CuPy)")
+        return getattr(self._xp, name)
+
+
+def test_the_augmenter_chooses_on_the_device_without_clip(monkeypatch):
+    from xpmlp.backend import get_backend
+
+    backend = get_backend("cpu", "float64")
+    aug = Augmenter(AugmentSpec(flip=True, shift=1), (4, 5, 1), backend, seed=3)
+    X = backend.asarray(np.arange(8 * 20, dtype=float).reshape(8, 20))
+    want = aug(X, step=5)
+    monkeypatch.setattr(backend, "xp", _NoClip(backend.xp))
+    np.testing.assert_array_equal(aug(X, step=5), want)  # the same transforms, chosen without clip
+
+
+def test_a_draw_of_one_minus_an_ulp_still_chooses_the_last_map(monkeypatch):
+    from xpmlp.backend import get_backend
+
+    backend = get_backend("cpu", "float32")
+    aug = Augmenter(AugmentSpec(flip=True, shift=1), (4, 5, 1), backend, seed=3)
+    top = np.nextafter(np.float32(1.0), np.float32(0.0))
+    monkeypatch.setattr(backend, "uniform", lambda shape, key, dtype=None: np.full(shape, top, np.float32))
+    X = backend.asarray(np.arange(2 * 20, dtype=float).reshape(2, 20))
+    maps = index_maps((4, 5, 1), AugmentSpec(flip=True, shift=1))
+    np.testing.assert_array_equal(aug(X, step=0)[0], _apply(maps, np.arange(20.0), len(maps) - 1))

@@ -88,3 +88,30 @@ def test_the_trainer_reads_losses_once_per_flush(transfers, monkeypatch):
     # what is left: the evaluation point's two reads (loss, accuracy) and the trainer's input checks
     outside = len(transfers) - in_flushes - in_evaluations
     assert in_evaluations == 2 and outside <= 3, (transfers, phases)
+
+
+def test_the_trainers_steps_with_augmentation_and_dropout_read_nothing_back(transfers, monkeypatch):
+    """The Trainer's real path: gather, augmentation draw, dropout draw, fused step; no read per step."""
+    from xpmlp.augment import Augmenter
+
+    model = MLP([20, 16, 4], "relu", backend="torch", dtype="float32", seed=0, dropout=0.3)
+    config = TrainConfig(iterations=100, log_every=100, sync_every=50, batch_size=32, lr=0.05,
+                         optimizer="momentum", augment="flip,shift:1", train_eval_size=0)
+    trainer = Trainer(model, config, log=None, progress="none", image_shape=(4, 5, 1))
+    per_step: list[int] = []
+    step, augment = Trainer._step, Augmenter.__call__
+
+    def counted_augment(self, X, k):
+        counted_augment.before = len(transfers)
+        return augment(self, X, k)
+
+    def counted_step(self, X_batch, y_batch, data):
+        step(self, X_batch, y_batch, data)
+        per_step.append(len(transfers) - counted_augment.before)
+
+    monkeypatch.setattr(Augmenter, "__call__", counted_augment)
+    monkeypatch.setattr(Trainer, "_step", counted_step)
+    X, y = _data()
+    trainer.fit(model.check_x(X), model.check_y(y, len(y)))
+    assert trainer.optimizer.can_fuse and trainer.config.fused
+    assert len(per_step) == 100 and sum(per_step) == 0, (per_step, transfers)

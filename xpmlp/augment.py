@@ -114,6 +114,9 @@ class Augmenter:
         maps = index_maps(self.image_shape, spec)
         self.n_maps, self.size = maps.shape
         self.maps = backend.asarray(maps)  # once, on the device
+        # the last map's number as a 0-d device array, made once: `minimum` against it keeps the choice
+        # on the device (array-api-compat's `clip` assigns through boolean masks: host round trips on CuPy)
+        self._last = backend.asarray(np.asarray(self.n_maps - 1.0))
         self._per_batch_size: dict[int, tuple[Array, Array]] = {}  # b -> (zero column, row offsets)
 
     def __call__(self, X: Array, step: int) -> Array:
@@ -123,7 +126,8 @@ class Augmenter:
         if d != self.size:
             raise InputError(f"augmenting {self.image_shape} images needs {self.size} features per row, got {d}")
         u = backend.uniform((b,), (self.seed, _STREAM + int(step)))
-        choice = xp.clip(xp.astype(xp.floor(u * self.n_maps), xp.int64), 0, self.n_maps - 1)
+        # u ≥ 0, so only the top needs a bound: float32 rounding can make u·K reach K itself
+        choice = xp.astype(xp.minimum(xp.floor(u * self.n_maps), xp.astype(self._last, u.dtype)), xp.int64)
         index = xp.take(self.maps, choice, axis=0)  # (B, D): per row, its transform's map
         if b not in self._per_batch_size:  # every batch but an epoch's last has the same size: built once
             self._per_batch_size[b] = (xp.zeros((b, 1), dtype=X.dtype, device=X.device),
