@@ -181,6 +181,26 @@ def test_l2_penalty_float32_stays_float32(backend):
     assert float(penalty) == pytest.approx(1.0)
 
 
+class _NoVecdot:
+    """A namespace without ``vecdot``: array-api-compat's CuPy vecdot conjugates a copy and runs a GEMM."""
+
+    def __init__(self, xp) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str):
+        if name == "vecdot":
+            raise AssertionError("vecdot in the L2 penalty (a conjugate copy and a GEMM per matrix on CuPy)")
+        return getattr(self._xp, name)
+
+
+def test_l2_penalty_needs_no_vecdot_and_keeps_its_value(backend):
+    rng = np.random.default_rng(5)
+    ws = [rng.standard_normal((6, 4)), rng.standard_normal((4, 3))]
+    penalty, _ = l2_penalty([backend.asarray(w) for w in ws], 0.2, _NoVecdot(backend.xp))
+    expected = 0.5 * 0.2 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in ws)
+    assert float(penalty) == pytest.approx(expected, rel=1e-13 if backend.dtype == "float64" else 1e-6)
+
+
 def test_l2_penalty_zero_reg_is_free(backend):
     w = backend.asarray(np.ones((2, 2)))
     penalty, grads = l2_penalty([w], 0.0, backend.xp)

