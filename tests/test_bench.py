@@ -642,3 +642,30 @@ def test_a_busy_machine_is_said(monkeypatch):
     assert bench.machine.load_note() == ""
     monkeypatch.setattr(bench.machine, "load_average", lambda: None)
     assert bench.machine.load_note() == ""
+
+
+def test_cupy_memory_on_cuda_1_reads_device_1s_pool(monkeypatch):
+    """CuPy's pool answers for the *current* device; the benchmark must ask with its own device current."""
+    import types
+
+    from xpmlp.backend import CupyBackend
+
+    current = [0]
+
+    @contextlib.contextmanager
+    def device(index):
+        before, current[0] = current[0], index
+        yield
+        current[0] = before
+
+    pool = types.SimpleNamespace(used_bytes=lambda: [100, 7000][current[0]],
+                                 total_bytes=lambda: [200, 9000][current[0]])
+    cupy = types.ModuleType("cupy")
+    cupy.get_default_memory_pool = lambda: pool
+    cupy.cuda = types.SimpleNamespace(Device=device)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    backend = CupyBackend.__new__(CupyBackend)  # the attributes context() needs, without a GPU
+    backend._cupy, backend.index = cupy, 1
+    library, used, peaks = bench.memory.device_counters(backend)
+    assert (library, used(), peaks()) == ("cupy", 7000, {"peak_bytes": 9000})
+    assert current[0] == 0  # the caller's current device is left as it was

@@ -133,7 +133,16 @@ def device_counters(backend: Backend | None) -> DeviceCounters | None:
         import cupy  # optional: loaded already by the CupyBackend
 
         pool = cupy.get_default_memory_pool()
-        return "cupy", pool.used_bytes, lambda: {"peak_bytes": pool.total_bytes()}
+
+        def on_device(read: Callable[[], int]) -> Callable[[], int]:
+            # the pool's counts are the *current* device's: make the benchmarked device current
+            def read_there() -> int:
+                with backend.context():
+                    return int(read())
+            return read_there
+
+        used, total = on_device(pool.used_bytes), on_device(pool.total_bytes)
+        return "cupy", used, lambda: {"peak_bytes": total()}
     if isinstance(backend, TorchBackend):
         import torch  # optional and slow: loaded already by the TorchBackend
 
