@@ -76,6 +76,11 @@ MIB = 2**20
 # the weight-gradient GEMM by default, so it is the fused path) over PyTorch CUDA, median samples/s
 BENCH_TARGETS = {128: (("xpmlp on CuPy", 0.8), ("fused path", 1.0)), 4096: (("xpmlp on CuPy", 0.95),)}
 VERDICT = {True: "met", False: "MISSED", None: "not measured"}
+# float64, same seed, 3 epochs of batch-128 SGD: the fused and unfused updates differ by rounding only (the CPU
+# test sees 1e-12 after 100 steps); a wrong fused GEMM (a transposed operand, a lost β) is off by far more
+FUSED_BOUND = 1e-8
+ESTIMATOR_TOLERANCE = 0.01  # |xpmlp's estimator on the GPU - scikit-learn's on the CPU|, same data and seed
+BENCH_ACC_TOLERANCE = 0.02  # |a contender's test accuracy - the median of the others'| after the same epochs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +354,20 @@ def bench_words(key: str, row: dict[str, Any]) -> str:
     return words + (f" GPU {row['gpu_peak_mib']:,.0f} MiB" if row["gpu_peak_mib"] is not None else "")
 
 
+def accuracy_outliers(contenders: dict[str, dict[str, Any]]) -> list[str]:
+    """Contenders whose test accuracy is more than BENCH_ACC_TOLERANCE off the median of the others'."""
+    import statistics
+
+    acc = {k: r["test_acc"] for k, r in contenders.items() if r.get("status") == "ok" and r.get("test_acc") is not None}
+    out = []
+    for key, value in acc.items():
+        others = [v for k, v in acc.items() if k != key]
+        if others and abs(value - statistics.median(others)) > BENCH_ACC_TOLERANCE:
+            out.append(f"{key} test accuracy {value:.4f} is more than {BENCH_ACC_TOLERANCE} off the others' "
+                       f"median {statistics.median(others):.4f}")
+    return out
+
+
 def bench_judge(path: Path, batch: int) -> Callable[[Result], tuple[bool, str, dict[str, Any]]]:
     """Rows by key (``xpmlp``: CuPy, the base; ``xpmlp:SPEC``; ``torch``: PyTorch CUDA; ``gemm``), the targets.
 
@@ -367,6 +386,7 @@ def bench_judge(path: Path, batch: int) -> Callable[[Result], tuple[bool, str, d
                   if key.split(":", 1)[0] == "xpmlp" and row["status"] != "ok"]
         head = f"xpmlp on CuPy {ratio:.2f}x PyTorch CUDA" if ratio else "xpmlp on CuPy vs PyTorch CUDA not measured"
         table = ", ".join(bench_words(key, row) for key, row in rows.items())
+        broken += accuracy_outliers(contenders)
         detail = "; ".join([*broken, head, f"targets: {verdicts}", table])
         extra = {"json": str(path), "rows": rows, "targets": targets,
                  "samples_per_second": {key: row["samples_per_second"] for key, row in rows.items()}}
@@ -399,12 +419,13 @@ def fused_judge(res: Result) -> tuple[bool, str, dict[str, Any]]:
     rates = {state: float(rate.replace(",", "")) for state, rate in
              re.findall(r"^fused (on|off)\s+median ([\d,.]+) samples/s", res.output, re.MULTILINE)}
     diff = re.search(r"^largest weight difference: (\S+)", res.output, re.MULTILINE)
-    detail = f"fused update on/off {ratio:.3f}x"
+    largest = float(diff.group(1)) if diff else float("nan")
+    ok = largest <= FUSED_BOUND  # NaN (not printed, or diverged) fails too
+    detail = f"largest weight difference {largest:.3g} (at most {FUSED_BOUND:g}, float64)"
+    detail += f"; fused update on/off {ratio:.3f}x"
     if len(rates) == 2:
         detail += f" ({rates['on']:,.0f} vs {rates['off']:,.0f} samples/s, batch 128)"
-    if diff:
-        detail += f"; largest weight difference {diff.group(1)}"
-    return True, detail, {"ratio_on_off": ratio, "samples_per_second": rates,
+    return ok, detail, {"ratio_on_off": ratio, "samples_per_second": rates,
                           "largest_weight_difference": float(diff.group(1)) if diff else None}
 
 
@@ -417,7 +438,8 @@ def step_fused(ctx: Context) -> None:
             skipped(ctx, name, skip_reason(spec, ctx.unusable[spec]))
             continue
         later = len(usable) - usable.index(spec) - 1
-        cmd = ctx.py(str(REPO / "scripts" / "bench_variants.py"), "fused", "--device", spec, "--rounds", "3")
+        cmd = ctx.py(str(REPO / "scripts" / "bench_variants.py"), "fused", "--device", spec, "--rounds", "3",
+                     "--dtype", "float64")
         run_step(ctx, name, cmd, 120, fused_judge, reserve=later * RESERVE["fused"] / 2)
 
 
@@ -429,9 +451,12 @@ def estimator_judge(path: Path) -> Callable[[Result], tuple[bool, str, dict[str,
         rows = json.loads(path.read_text())["rows"]
         ours = [r for r in rows if r["contender"] == "xpmlp"]
         theirs = {(r["network"], r["solver"]): r for r in rows if r["contender"] != "xpmlp"}
+        gaps = [abs(r["test_acc"] - theirs[r["network"], r["solver"]]["test_acc"]) for r in ours]
         detail = "; ".join(f"{r['network']} {r['solver']}: {r['speedup']:.2f}x scikit-learn, accuracy "
                            f"{r['test_acc']:.4f} vs {theirs[r['network'], r['solver']]['test_acc']:.4f}" for r in ours)
-        return True, detail, {"json": str(path), "rows": rows}
+        ok = bool(ours) and max(gaps) <= ESTIMATOR_TOLERANCE
+        detail = f"accuracy within {ESTIMATOR_TOLERANCE} of scikit-learn's: {'yes' if ok else 'NO'}; " + detail
+        return ok, detail, {"json": str(path), "rows": rows, "largest_accuracy_gap": max(gaps, default=None)}
     return judge
 
 
@@ -545,8 +570,26 @@ def run_all(args: argparse.Namespace) -> int:
         if name in ctx.only:
             ctx.group = name
             STEP_FUNCTIONS[name](ctx)
+    return finish(report, out)
+
+
+def finish(report: Report, out: Path) -> int:
+    """Write the report, print the summary, pack ``out`` into one tarball; 1 when a step failed.
+
+    One archive because a lent machine returns at most a few files: everything is in it.
+    """
+    import tarfile
+
     report.write(finished=True)
-    print(summary_table(report), flush=True)
+    archive = out / "gpu-check-results.tar.gz"
+    partial = archive.with_suffix(".part")
+    with tarfile.open(partial, "w:gz") as tar:
+        for path in sorted(out.iterdir()):
+            if path not in (archive, partial):
+                tar.add(path, arcname=f"gpu-check/{path.name}")
+    partial.replace(archive)
+    print(f"results packed into {archive}", flush=True)
+    print(summary_table(report), flush=True)  # last: what a reader of the output's tail sees
     return 1 if report.counts()["failed"] else 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import statistics
 import time
@@ -204,20 +205,37 @@ def worker_nosync(spec: str, steps: int = 200) -> dict[str, Any]:
     return {"ok": False, "detail": f"{spec} is not a GPU backend; nosync checks cuda and torch:cuda"}
 
 
+FIRST_LOSS_RTOL = 1e-4  # float32: one step's loss on the GPU and the CPU differ by summation order only
+
+
+def judge_first_loss(loss: float, cpu_loss: float) -> tuple[bool, str]:
+    """Whether the first step's loss is finite and the CPU's within FIRST_LOSS_RTOL (relative), and why."""
+    if not math.isfinite(loss):
+        return False, f"first-step loss {loss} is not finite (CPU: {cpu_loss:.6f})"
+    gap = abs(loss - cpu_loss) / max(abs(cpu_loss), 1e-12)
+    words = (f"first-step loss {loss:.6f} vs {cpu_loss:.6f} on the CPU "
+             f"(relative gap {gap:.1e}, allowed {FIRST_LOSS_RTOL:g})")
+    return gap <= FIRST_LOSS_RTOL, words
+
+
 def worker_first_step(spec: str, steps: int = 50) -> dict[str, Any]:
     """Seconds of the first step of a fresh 784-500-500-10 model (kernel compile, cuBLAS set-up) vs later ones."""
     job = make_job(spec, [784, 500, 500, 10], steps)
     backend = job.model.backend
-    times = []
+    times, first_loss = [], None
     with backend.context():
         for i in range(steps):
             t0 = time.perf_counter()
-            job.train(1, start=i)
+            loss = job.train(1, start=i)
             backend.synchronize()
             times.append(time.perf_counter() - t0)
+            first_loss = backend.to_numpy(loss) if i == 0 else first_loss
+    cpu_loss = make_job("cpu", [784, 500, 500, 10], 1).train(1)  # the same model, data and first batch
+    ok, why = judge_first_loss(float(first_loss), float(cpu_loss))
     first, later = times[0], statistics.median(times[1:])
-    detail = (f"first step {first * 1e3:.1f} ms, later steps {later * 1e3:.3f} ms (median of {steps - 1}), "
+    detail = (f"{why}; first step {first * 1e3:.1f} ms, later steps {later * 1e3:.3f} ms (median of {steps - 1}), "
               f"warm-up cost {first - later:.3f} s")
-    return {"ok": True, "first_step_s": first, "median_step_s": later, "ratio": first / later if later else None,
+    return {"ok": ok, "first_loss": float(first_loss), "cpu_first_loss": float(cpu_loss),
+            "first_step_s": first, "median_step_s": later, "ratio": first / later if later else None,
             "steps": steps, "cupy_cache_dir": os.environ.get("CUPY_CACHE_DIR"), "detail": detail}
 

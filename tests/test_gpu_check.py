@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import types
 import zipfile
@@ -79,6 +81,8 @@ def test_script_without_a_gpu_skips_every_gpu_step_and_passes(tmp_path):
     assert "skip: gradcheck cuda: no usable CUDA GPU through CuPy" in proc.stdout
     assert "0 failed" in proc.stdout.splitlines()[-1]  # the summary table closes the output
     assert (out / "logs" / "devices.log").exists()
+    with tarfile.open(out / "gpu-check-results.tar.gz") as tar:
+        assert {"gpu-check/gpu-check.json", "gpu-check/logs/devices.log"} <= set(tar.getnames())
 
 
 def test_a_required_gpu_turns_skips_into_failures(tmp_path):
@@ -206,7 +210,8 @@ def test_gpu_steps_ask_for_the_gpu_tests_and_xpmlp_on_every_usable_gpu_backend(m
     assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda,torch:cuda" and kw["reserve"] > 0
     assert calls["bench cuda b4096"][1]["reserve"] == 0
     cmd, kw = calls["fused cuda"]
-    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3"]
+    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3",
+                                                                 "--dtype", "float64"]
     assert kw["reserve"] > 0 and calls["fused torch:cuda"][1]["reserve"] == 0
     cmd, _ = calls["estimator cuda"]
     assert cmd[1:] == ["-m", "xpmlp", "bench", "--estimator", "--device", "cuda", "--quick", "--json",
@@ -271,7 +276,9 @@ def test_estimator_judge_reads_the_json_of_bench_estimator(tmp_path):
     path = tmp_path / "est.json"
     path.write_text(json.dumps({"rows": rows}))
     ok, detail, extra = gc.estimator_judge(path)(gc.Result(0, "", 1.0))
-    assert ok and detail == "784-100-10 sgd: 3.50x scikit-learn, accuracy 0.8601 vs 0.8600" and extra["rows"] == rows
+    assert ok and extra["rows"] == rows
+    assert detail == ("accuracy within 0.01 of scikit-learn's: yes; "
+                      "784-100-10 sgd: 3.50x scikit-learn, accuracy 0.8601 vs 0.8600")
     ok, detail, _ = gc.estimator_judge(tmp_path / "absent.json")(gc.Result(2, "error: no GPU\n", 1.0))
     assert not ok and detail == "exit 2: error: no GPU"
 
@@ -281,10 +288,11 @@ def test_fused_judge_reads_the_output_of_bench_variants():
            "fused off          median 55,667 samples/s (min 55,000, max 56,000)\n"
            "ratio on/off: 1.100\nlargest weight difference: 2.3e-07\n")
     ok, detail, extra = gc.fused_judge(gc.Result(0, out, 30.0))
-    assert ok and extra["ratio_on_off"] == 1.1 and extra["samples_per_second"] == {"on": 61234.0, "off": 55667.0}
+    assert extra["ratio_on_off"] == 1.1 and extra["samples_per_second"] == {"on": 61234.0, "off": 55667.0}
     assert extra["largest_weight_difference"] == pytest.approx(2.3e-07)
-    assert detail == ("fused update on/off 1.100x (61,234 vs 55,667 samples/s, batch 128); "
-                      "largest weight difference 2.3e-07")
+    assert not ok  # 2.3e-07 is past the float64 bound: rounding alone does not get there
+    assert detail == ("largest weight difference 2.3e-07 (at most 1e-08, float64); "
+                      "fused update on/off 1.100x (61,234 vs 55,667 samples/s, batch 128)")
     ok, detail, _ = gc.fused_judge(gc.Result(1, "DataError: Fashion-MNIST not found; set XPMLP_DATA\n", 3.0))
     assert not ok and detail == "exit 1: DataError: Fashion-MNIST not found; set XPMLP_DATA"
 
@@ -502,3 +510,77 @@ def test_missing_wheels_are_those_not_installed_and_unpack_onto_a_path(tmp_path)
     out = subprocess.run([sys.executable, "-c", "import xpmlp_fake_pkg; print(xpmlp_fake_pkg.VALUE)"],
                          env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), capture_output=True, text=True)
     assert out.stdout.strip() == "42"
+
+
+# ------------------------------------------------------------------------------------------------
+# every judge fails on deliberately wrong results; a failed step fails the script and is named
+# ------------------------------------------------------------------------------------------------
+
+FUSED_OUT = ("fused on           median 61,234 samples/s (min 60,000, max 62,000)\n"
+             "fused off          median 55,667 samples/s (min 55,000, max 56,000)\n"
+             "ratio on/off: 1.100\nlargest weight difference: {}\n")
+
+
+@pytest.mark.parametrize("diff,ok", [("3e-13", True), ("1e-3", False), ("nan", False)])
+def test_the_fused_step_fails_when_the_updates_differ(diff, ok):
+    assert gc.fused_judge(gc.Result(0, FUSED_OUT.format(diff), 30.0))[0] is ok
+    assert gc.fused_judge(gc.Result(0, FUSED_OUT.split("largest")[0], 30.0))[0] is False  # no difference printed
+
+
+def test_the_estimator_step_fails_at_chance_accuracy(tmp_path):
+    rows = [{"network": "784-100-10", "solver": "sgd", "contender": "xpmlp", "speedup": 3.5, "test_acc": 0.1},
+            {"network": "784-100-10", "solver": "sgd", "contender": "scikit-learn", "speedup": 3.5, "test_acc": 0.86}]
+    path = tmp_path / "est.json"
+    path.write_text(json.dumps({"rows": rows}))
+    ok, detail, extra = gc.estimator_judge(path)(gc.Result(0, "", 1.0))
+    assert not ok and detail.startswith("accuracy within 0.01 of scikit-learn's: NO")
+    assert extra["largest_accuracy_gap"] == pytest.approx(0.76)
+    path.write_text(json.dumps({"rows": rows[1:]}))  # no xpmlp row at all
+    assert gc.estimator_judge(path)(gc.Result(0, "", 1.0))[0] is False
+
+
+@pytest.mark.parametrize("loss,ok", [(2.302585, True), (float("nan"), False), (float("inf"), False), (2.31, False)])
+def test_the_first_step_fails_on_a_loss_not_finite_or_not_the_cpus(loss, ok):
+    assert gw.judge_first_loss(loss, 2.3025851)[0] is ok
+
+
+def test_a_contender_ten_points_off_fails_the_bench_step(tmp_path):
+    path = _bench(tmp_path, {"xpmlp": 90_000.0, "torch": 100_000.0, "gemm": 400_000.0})
+    data = json.loads(path.read_text())
+    for key, acc in (("xpmlp", 0.74), ("torch", 0.84), ("gemm", None)):
+        data["contenders"][key]["test_acc"] = acc
+    path.write_text(json.dumps(data))
+    ok, detail, _ = gc.bench_judge(path, 128)(gc.Result(0, "", 1.0))
+    assert not ok and detail.startswith("xpmlp test accuracy 0.7400 is more than 0.02 off the others' median 0.8400")
+    data["contenders"]["xpmlp"]["test_acc"] = 0.835
+    path.write_text(json.dumps(data))
+    assert gc.bench_judge(path, 128)(gc.Result(0, "", 1.0))[0] is True
+
+
+def _fed_to_the_script(tmp_path: Path, name: str, output: str, judge) -> tuple[int, str, Any]:
+    """Step ``name`` run as the script runs it, on a command that prints ``output``; the script's end."""
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    report = gc.Report(out / "gpu-check.json", {"schema": gc.SCHEMA})
+    ctx = gc.Context(out, report, time.monotonic() + 60, True, set(gc.STEPS))
+    cmd = [sys.executable, "-c", f"import sys; sys.stdout.write({output!r})"]
+    step = gc.run_step(ctx, name, cmd, 30, judge, gpu=False)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = gc.finish(report, out)
+    return code, buffer.getvalue(), step
+
+
+@pytest.mark.parametrize("name,output,judge", [
+    ("fused cuda", FUSED_OUT.format("1e-3"), gc.fused_judge),
+    ("first-step cuda", json.dumps({"ok": False, "detail": "first-step loss nan is not finite"}) + "\n",
+     gc.worker_judge),
+], ids=["fused", "first-step"])
+def test_a_failed_step_makes_the_script_exit_1_and_its_summary_names_it(tmp_path, name, output, judge):
+    code, printed, step = _fed_to_the_script(tmp_path, name, output, judge)
+    assert step.status == "failed" and code == 1
+    assert any(line.startswith(name) and " failed " in line for line in printed.splitlines()), printed
+    with tarfile.open(tmp_path / "out" / "gpu-check-results.tar.gz") as tar:  # one archive holds it all
+        names = tar.getnames()
+        report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
+    assert "gpu-check/logs" in names and report["steps"][0]["status"] == "failed"
