@@ -34,33 +34,46 @@ CUPY_OPTIONAL = ("tolist", "__complex__")
 
 @dataclass
 class Job:
-    """A model, its optimizer and device data, ready for ``steps`` steps without a host transfer."""
+    """A model, its optimizer and device data, ready for ``steps`` steps without a host transfer.
+
+    A step makes the calls the Trainer's step makes: the batch gathered with ``take``, augmented
+    (when ``augment`` is set: a device draw and a gather), then the momentum update fused into the
+    weight-gradient GEMMs (``model.fused_step``), with dropout's device draws when the model has it.
+    """
 
     model: Any
     opt: Any
     X: Any
     y: Any
     idx: Any
+    augment: Any = None
 
     def train(self, steps: int, start: int = 0) -> Any:
         xp, loss = self.model.xp, None
         for i in range(start, start + steps):
             rows = self.idx[i % self.idx.shape[0]]
-            loss, grads = self.model.loss(xp.take(self.X, rows, axis=0), xp.take(self.y, rows, axis=0), 0.0,
-                                          check=False)
-            self.opt.step(self.model.params, grads)
+            X = xp.take(self.X, rows, axis=0)
+            if self.augment is not None:
+                X = self.augment(X, i)
+            loss = self.model.fused_step(X, xp.take(self.y, rows, axis=0), 1e-4, self.opt)
         return loss
 
 
-def make_job(spec: str, sizes: Sequence[int], steps: int, batch: int = 128, seed: int = 0) -> Job:
-    """A fresh float32 MLP on ``spec`` with random data and every batch's indices already on the device."""
+def make_job(spec: str, sizes: Sequence[int], steps: int, batch: int = 128, seed: int = 0,
+             dropout: float = 0.0, augment: bool = False) -> Job:
+    """A fresh float32 MLP on ``spec`` with random data and every batch's indices already on the device.
+
+    ``augment`` flips and shifts (by up to 2 pixels) the 784 inputs as 28×28 images.
+    """
     import numpy as np
 
+    from xpmlp.augment import Augmenter, AugmentSpec
     from xpmlp.model import MLP
     from xpmlp.optim import make_optimizer
 
-    model = MLP(list(sizes), "relu", backend=spec, dtype="float32", seed=seed)
-    opt = make_optimizer("sgd", 0.1, backend=model.backend)
+    model = MLP(list(sizes), "relu", backend=spec, dtype="float32", seed=seed, dropout=dropout)
+    opt = make_optimizer("momentum", 0.05, backend=model.backend)
+    augmenter = Augmenter(AugmentSpec(flip=True, shift=2), (28, 28, 1), model.backend, seed) if augment else None
     rng = np.random.default_rng(seed)
     n = 4096
     with model.backend.context():
@@ -68,7 +81,7 @@ def make_job(spec: str, sizes: Sequence[int], steps: int, batch: int = 128, seed
         y = model.backend.asarray(rng.integers(0, sizes[-1], n))
         idx = model.backend.asarray(rng.integers(0, n, (steps, batch)))
         model.backend.synchronize()
-    return Job(model, opt, X, y, idx)
+    return Job(model, opt, X, y, idx, augmenter)
 
 
 class CallCounter:
@@ -196,8 +209,12 @@ def torch_nosync(job: Job, steps: int) -> dict[str, Any]:
     return judge_detector(len(where), len(control), f"torch:cuda, {steps} steps (sync debug mode 'error')", where)
 
 
+#: the Trainer's whole step: augmentation and dropout draws on the device, the fused update
+NOSYNC_PATH: dict[str, Any] = {"dropout": 0.2, "augment": True}
+
+
 def worker_nosync(spec: str, steps: int = 200) -> dict[str, Any]:
-    job = make_job(spec, [784, 256, 10], steps + 3)
+    job = make_job(spec, [784, 256, 10], steps + 3, **NOSYNC_PATH)
     if job.model.backend.name == "cupy":
         return cupy_nosync(job, steps)
     if job.model.backend.name == "torch" and job.model.backend.on_gpu:

@@ -584,3 +584,16 @@ def test_a_failed_step_makes_the_script_exit_1_and_its_summary_names_it(tmp_path
         names = tar.getnames()
         report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
     assert "gpu-check/logs" in names and report["steps"][0]["status"] == "failed"
+
+
+def test_the_nosync_job_takes_the_trainers_real_path(monkeypatch):
+    """Augmentation and dropout draw on the device every step, and the update is the fused one."""
+    job = gw.make_job("cpu", [784, 32, 10], steps=5, **gw.NOSYNC_PATH)
+    backend = job.model.backend
+    draws, fused = [], []
+    uniform, fused_step = backend.uniform, job.model.fused_step
+    monkeypatch.setattr(backend, "uniform", lambda *a, **k: draws.append(a[1]) or uniform(*a, **k))
+    monkeypatch.setattr(job.model, "fused_step", lambda *a, **k: fused.append(1) or fused_step(*a, **k))
+    job.train(5)
+    assert len(fused) == 5 and len(draws) == 10  # per step: one augmentation draw, one dropout mask
+    assert job.opt.can_fuse and job.augment is not None
