@@ -226,3 +226,19 @@ def test_api_defaults_and_table():
     assert table.splitlines()[1].split() == ["device", "dtype", "max|dW|", "rel", "dW", "max|dloss|", "rel",
                                              "dloss", "agree", "tol", "result"]
     assert table.isascii()
+
+
+def test_parity_trains_through_the_trainers_fused_step(monkeypatch):
+    """The Trainer fuses SGD's update into the weight-gradient GEMM by default: parity must check that path."""
+    import numpy as np
+
+    from xpmlp.backend import get_backend
+    from xpmlp.model import MLP
+
+    calls = []
+    fused_step = MLP.fused_step
+    monkeypatch.setattr(MLP, "fused_step", lambda self, *a, **k: calls.append(1) or fused_step(self, *a, **k))
+    monkeypatch.setattr(MLP, "loss", lambda *a, **k: pytest.fail("parity took model.loss + opt.step"))
+    cfg = parity.ParitySettings(steps=3, samples=256, test_samples=32)
+    trace = parity.train_trace(get_backend("cpu", "float64"), parity.make_data(cfg), cfg)
+    assert len(calls) == 3 and np.all(np.isfinite(trace.losses))

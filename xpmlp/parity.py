@@ -1,6 +1,7 @@
 """Cross-backend parity: does my GPU (or PyTorch, or array-api-strict) give the same numbers as NumPy?
 
-``run_parity`` trains one seeded MLP (default 64-32-32-10, ReLU, plain SGD) on seeded synthetic
+``run_parity`` trains one seeded MLP (default 64-32-32-10, ReLU, plain SGD through the Trainer's
+fused step: ``gemm_update`` on every backend) on seeded synthetic
 data for N steps on every backend named, and once more on NumPy (``cpu``) as the reference, in
 each dtype asked. Everything random is drawn on the host from seeded NumPy Generators: the data,
 the initial weights (bit-identical on every backend) and every minibatch's indices, which move to
@@ -131,9 +132,8 @@ def train_trace(backend: Backend, data: dict[str, np.ndarray], cfg: ParitySettin
             pending = []
             for t in range(count):
                 rows = idx[t, ...]
-                loss, grads = model.loss(xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), check=False)
-                opt.step(model.params, grads)
-                pending.append(loss)
+                # the Trainer's default step: SGD's update folded into each weight-gradient GEMM
+                pending.append(model.fused_step(xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), 0.0, opt))
             curve.append(backend.to_numpy(xp.stack(pending)).astype(np.float64))  # one read per window
         pred = backend.to_numpy(model.predict(backend.asarray(data["x_test"])))
         return Trace(model.state_dict(), np.concatenate(curve), pred.astype(np.int64))
