@@ -7,7 +7,8 @@
 # when it exists), GPU_CHECK_BUDGET (seconds, default 450), GPU_CHECK_REQUIRE_GPU (auto|yes|no).
 # Wheels in .whl/ (pip download --no-deps -d .whl array-api-compat array-api-strict pooch platformdirs)
 # are installed when their package is missing; xpmlp itself is used from this checkout via PYTHONPATH.
-# Writes $OUT/gpu-check.json after every step, logs/ and the checks' own JSON; exits 1 if a step failed.
+# Writes $OUT/gpu-check.json after every step, logs/ and the checks' own JSON, then packs all of $OUT into
+# $OUT/gpu-check-results.tar.gz (a lent machine returns few files); exits 1 if a step failed.
 # On a machine without a usable GPU the GPU steps are skipped with their reason and it exits 0.
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd) || exit 2
