@@ -76,8 +76,9 @@ MIB = 2**20
 # the weight-gradient GEMM by default, so it is the fused path) over PyTorch CUDA, median samples/s
 BENCH_TARGETS = {128: (("xpmlp on CuPy", 0.8), ("fused path", 1.0)), 4096: (("xpmlp on CuPy", 0.95),)}
 VERDICT = {True: "met", False: "MISSED", None: "not measured"}
-# float64, same seed, 3 epochs of batch-128 SGD: the fused and unfused updates differ by rounding only (the CPU
-# test sees 1e-12 after 100 steps); a wrong fused GEMM (a transposed operand, a lost β) is off by far more
+# float64, same seed, 20 steps of batch-128 SGD on fresh models: the fused and unfused updates differ by rounding
+# only (the CPU test sees 1e-12 after 100 steps); a wrong fused GEMM (a transposed operand, a lost β) is off by
+# far more. Not after the timed epochs: by then rounding has grown chaotically (0.03 seen on the CPU)
 FUSED_BOUND = 1e-8
 ESTIMATOR_TOLERANCE = 0.01  # |xpmlp's estimator on the GPU - scikit-learn's on the CPU|, same data and seed
 BENCH_ACC_TOLERANCE = 0.02  # |a contender's test accuracy - the median of the others'| after the same epochs
@@ -418,7 +419,7 @@ def fused_judge(res: Result) -> tuple[bool, str, dict[str, Any]]:
     ratio = float(found.group(1))
     rates = {state: float(rate.replace(",", "")) for state, rate in
              re.findall(r"^fused (on|off)\s+median ([\d,.]+) samples/s", res.output, re.MULTILINE)}
-    diff = re.search(r"^largest weight difference: (\S+)", res.output, re.MULTILINE)
+    diff = re.search(r"^largest weight difference float64 \d+ steps: (\S+)", res.output, re.MULTILINE)
     largest = float(diff.group(1)) if diff else float("nan")
     ok = largest <= FUSED_BOUND  # NaN (not printed, or diverged) fails too
     detail = f"largest weight difference {largest:.3g} (at most {FUSED_BOUND:g}, float64)"
@@ -438,8 +439,7 @@ def step_fused(ctx: Context) -> None:
             skipped(ctx, name, skip_reason(spec, ctx.unusable[spec]))
             continue
         later = len(usable) - usable.index(spec) - 1
-        cmd = ctx.py(str(REPO / "scripts" / "bench_variants.py"), "fused", "--device", spec, "--rounds", "3",
-                     "--dtype", "float64")
+        cmd = ctx.py(str(REPO / "scripts" / "bench_variants.py"), "fused", "--device", spec, "--rounds", "3")
         run_step(ctx, name, cmd, 120, fused_judge, reserve=later * RESERVE["fused"] / 2)
 
 

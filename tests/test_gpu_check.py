@@ -210,8 +210,7 @@ def test_gpu_steps_ask_for_the_gpu_tests_and_xpmlp_on_every_usable_gpu_backend(m
     assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda,torch:cuda" and kw["reserve"] > 0
     assert calls["bench cuda b4096"][1]["reserve"] == 0
     cmd, kw = calls["fused cuda"]
-    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3",
-                                                                 "--dtype", "float64"]
+    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3"]
     assert kw["reserve"] > 0 and calls["fused torch:cuda"][1]["reserve"] == 0
     cmd, _ = calls["estimator cuda"]
     assert cmd[1:] == ["-m", "xpmlp", "bench", "--estimator", "--device", "cuda", "--quick", "--json",
@@ -286,7 +285,8 @@ def test_estimator_judge_reads_the_json_of_bench_estimator(tmp_path):
 def test_fused_judge_reads_the_output_of_bench_variants():
     out = ("fused on           median 61,234 samples/s (min 60,000, max 62,000)\n"
            "fused off          median 55,667 samples/s (min 55,000, max 56,000)\n"
-           "ratio on/off: 1.100\nlargest weight difference: 2.3e-07\n")
+           "ratio on/off: 1.100\nlargest weight difference: 0.03\n"
+           "largest weight difference float64 20 steps: 2.3e-07\n")
     ok, detail, extra = gc.fused_judge(gc.Result(0, out, 30.0))
     assert extra["ratio_on_off"] == 1.1 and extra["samples_per_second"] == {"on": 61234.0, "off": 55667.0}
     assert extra["largest_weight_difference"] == pytest.approx(2.3e-07)
@@ -518,7 +518,7 @@ def test_missing_wheels_are_those_not_installed_and_unpack_onto_a_path(tmp_path)
 
 FUSED_OUT = ("fused on           median 61,234 samples/s (min 60,000, max 62,000)\n"
              "fused off          median 55,667 samples/s (min 55,000, max 56,000)\n"
-             "ratio on/off: 1.100\nlargest weight difference: {}\n")
+             "ratio on/off: 1.100\nlargest weight difference float64 20 steps: {}\n")
 
 
 @pytest.mark.parametrize("diff,ok", [("3e-13", True), ("1e-3", False), ("nan", False)])
