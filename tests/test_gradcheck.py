@@ -17,8 +17,9 @@ from xpmlp.gradcheck import (
     check_model,
     relative_error,
     run_all,
+    trainer_path_checks,
 )
-from xpmlp.layers import ACTIVATIONS, Linear, ReLU, Tanh, get_activation
+from xpmlp.layers import ACTIVATIONS, Dropout, Linear, ReLU, Tanh, get_activation
 from xpmlp.model import MLP
 
 TOL = 1e-7
@@ -52,14 +53,17 @@ def test_run_all_passes_on_every_backend(backend):
     assert names[0] == "softmax_cross_entropy"
     assert names[1].startswith("Linear")
     assert names[2:2 + len(activations)] == activations
-    assert len([n for n in names if n.startswith("MLP")]) == len(activations)
+    assert len([n for n in names if n.startswith("MLP[6, 8, 7, 4] ") and "dropout" not in n]) == len(activations)
     assert names[2 + len(activations)] == "dropout (fixed mask)"
-    assert len(rows) == 3 + 2 * len(activations)
+    assert names[-3:] == ["MLP[6, 8, 7, 4] tanh + dropout 0.3 (fixed masks) + L2",
+                          "MLP[16, 8, 4] tanh on an augmented batch (flip, shift:1) + L2",
+                          "fused momentum step vs unfused update (3 steps)"]
+    assert len(rows) == 6 + 2 * len(activations)
     for r in rows:
-        assert "direction" in r["errors"]
+        assert "direction" in r["errors"] or r["check"].startswith("fused")  # the fused row compares updates
         assert r["max_error"] == max(r["errors"].values())
         assert 0.0 <= r["max_error"] < TOL, (r["check"], r["errors"])
-    mlp_errors = [r["errors"] for r in rows if r["check"].startswith("MLP")]
+    mlp_errors = [r["errors"] for r in rows if r["check"].startswith("MLP[6, 8, 7, 4]")]
     assert all({"W1", "b1", "W2", "b2", "W3", "b3"} <= set(e) for e in mlp_errors)
 
 
@@ -191,3 +195,43 @@ def test_tanh_layer_known_tolerance_scale():
     errors = check_layer(Tanh(backend), _kink_free(backend, (3, 3), 11))
     assert max(errors.values()) < 1e-9
     assert math.isfinite(errors["direction"])
+
+
+# -- the Trainer's path: each check fails when what it guards is broken --------------------------------
+
+def _trainer_rows(backend) -> dict:
+    return dict(trainer_path_checks(backend))
+
+
+def test_trainer_path_checks_pass(backend):
+    rows = _trainer_rows(backend)
+    assert len(rows) == 3 and all(max(e.values()) < TOL for e in rows.values()), rows
+
+
+def test_a_dropout_backward_that_ignores_its_mask_is_caught(monkeypatch):
+    monkeypatch.setattr(Dropout, "backward", lambda self, dout: dout)
+    rows = _trainer_rows(get_backend("cpu", "float64"))
+    assert max(rows["MLP[6, 8, 7, 4] tanh + dropout 0.3 (fixed masks) + L2"].values()) > 1e-2
+
+
+def test_a_wrong_fused_update_is_caught(monkeypatch):
+    from xpmlp.optim import SGD
+
+    real = SGD.fused_weight_update
+
+    def off_by_a_little(self, name, W, A, B, decay):
+        real(self, name, W, A, B, decay)
+        W[0, 0] += 1e-4  # an update one entry wrong by 1e-4
+
+    monkeypatch.setattr(SGD, "fused_weight_update", off_by_a_little)
+    errors = _trainer_rows(get_backend("cpu", "float64"))["fused momentum step vs unfused update (3 steps)"]
+    assert max(errors.values()) > 1e-4
+
+
+def test_an_augmentation_that_changes_nothing_fails_its_check(monkeypatch):
+    from xpmlp.augment import Augmenter
+
+    monkeypatch.setattr(Augmenter, "__call__", lambda self, X, step: X * 1.0)
+    rows = _trainer_rows(get_backend("cpu", "float64"))
+    errors = rows["MLP[16, 8, 4] tanh on an augmented batch (flip, shift:1) + L2"]
+    assert errors["augmented"] == 1.0

@@ -169,4 +169,75 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
         X = _kink_free_input(backend, (5, 6), seed + 2)
         y = backend.asarray(backend.rng(seed + 3).integers(0, 4, 5))
         rows.append((f"MLP[6, 8, 7, 4] {name} + L2", check_model(model, X, y, reg, seed=seed)))
+    rows += trainer_path_checks(backend, seed=seed, reg=reg)
     return [{"check": c, "max_error": max(e.values()), "errors": e} for c, e in rows]
+
+
+# -- the Trainer's own path: dropout, augmentation, the fused step ----------------------------------------
+
+def fix_dropout_masks(model: MLP, batch: int, p_keep_seed: int) -> int:
+    """Pin every Dropout layer of ``model`` to a seeded (batch, width) mask; returns how many were pinned."""
+    width, pinned = model.sizes[0], 0
+    for layer in model.net.layers:
+        if isinstance(layer, Linear):
+            width = layer.out_features
+        elif isinstance(layer, Dropout):
+            keep = model.backend.rng(p_keep_seed + pinned).random((batch, width)) >= layer.p
+            layer.fix_mask(model.backend.asarray(keep))
+            pinned += 1
+    return pinned
+
+
+def check_fused_update(backend: Backend, *, seed: int = 0, reg: float = 1e-2, steps: int = 3,
+                       optimizer: str = "momentum") -> dict[str, float]:
+    """The fused training step against the unfused one, from the same float64 model and batches.
+
+    Two copies of one model take ``steps`` steps: one through ``MLP.fused_step`` (the update folded
+    into each weight gradient's GEMM, as the Trainer trains), one through ``loss`` then
+    ``optimizer.step`` on the analytic gradient. Per parameter: max|W_fused − W_plain| relative to
+    max|W_plain − W_start| (the size of the update itself), so 0 means the same update.
+    """
+    from .optim import make_optimizer
+
+    X = _kink_free_input(backend, (8, 6), seed + 5)
+    y = backend.asarray(backend.rng(seed + 6).integers(0, 4, 8))
+    fused, plain = (MLP([6, 8, 7, 4], activation="tanh", backend=backend, dtype="float64", seed=seed)
+                    for _ in range(2))
+    start = plain.state_dict()
+    opts = [make_optimizer(optimizer, 0.1, momentum=0.9, backend=backend) for _ in range(2)]
+    with backend.context():
+        for _ in range(steps):
+            fused.fused_step(X, y, reg, opts[0])
+            _, grads = plain.loss(X, y, reg, check=False)
+            opts[1].step(plain.params, grads)
+    a, b = fused.state_dict(), plain.state_dict()
+    return {k: float(abs(a[k] - b[k]).max() / max(float(abs(b[k] - start[k]).max()), 1e-300)) for k in b}
+
+
+def trainer_path_checks(backend: Backend, *, seed: int = 0, reg: float = 1e-2) -> list[tuple[str, dict[str, float]]]:
+    """The checks of what the Trainer runs and ``model.loss`` alone does not show.
+
+    * a model with dropout, every mask pinned (the gradient through the masks);
+    * a model on a batch the Trainer's augmentation drew (flips and shifts, on the device);
+    * the fused step's update against the unfused update from the analytic gradient.
+    """
+    from .augment import Augmenter, parse_augment
+
+    rows = []
+    model = MLP([6, 8, 7, 4], activation="tanh", backend=backend, dtype="float64", seed=seed, dropout=0.3)
+    X = _kink_free_input(backend, (5, 6), seed + 2)
+    y = backend.asarray(backend.rng(seed + 3).integers(0, 4, 5))
+    fix_dropout_masks(model, 5, seed + 7)
+    rows.append(("MLP[6, 8, 7, 4] tanh + dropout 0.3 (fixed masks) + L2", check_model(model, X, y, reg, seed=seed)))
+    augment = Augmenter(parse_augment("flip,shift:1"), (4, 4, 1), backend, seed)
+    images = _kink_free_input(backend, (6, 16), seed + 8)
+    model = MLP([16, 8, 4], activation="tanh", backend=backend, dtype="float64", seed=seed)
+    labels = backend.asarray(backend.rng(seed + 9).integers(0, 4, 6))
+    with backend.context():
+        batch = augment(images, step=3)
+        moved = float(backend.xp.max(backend.xp.abs(batch - images)))
+    errors = check_model(model, batch, labels, reg, seed=seed)
+    errors["augmented"] = 0.0 if moved > 0 else 1.0  # an augmentation that changed nothing proves nothing
+    rows.append(("MLP[16, 8, 4] tanh on an augmented batch (flip, shift:1) + L2", errors))
+    rows.append(("fused momentum step vs unfused update (3 steps)", check_fused_update(backend, seed=seed, reg=reg)))
+    return rows
