@@ -256,3 +256,50 @@ def worker_first_step(spec: str, steps: int = 50) -> dict[str, Any]:
             "first_step_s": first, "median_step_s": later, "ratio": first / later if later else None,
             "steps": steps, "cupy_cache_dir": os.environ.get("CUPY_CACHE_DIR"), "detail": detail}
 
+
+
+ESTIMATOR_TOLERANCE = 0.01  # |test accuracy of xpmlp's estimator on the device - on the CPU|, same data and seed
+
+
+def judge_estimator(device_acc: float, cpu_acc: float) -> tuple[bool, str]:
+    """Whether the device fit's test accuracy is finite and within ESTIMATOR_TOLERANCE of the CPU fit's."""
+    gap = abs(device_acc - cpu_acc)
+    ok = math.isfinite(device_acc) and gap <= ESTIMATOR_TOLERANCE + 1e-12  # accuracies are k/n: no rounding veto
+    return ok, (f"test accuracy {device_acc:.4f} on the device vs {cpu_acc:.4f} on the CPU (gap {gap:.4f}, "
+                f"allowed {ESTIMATOR_TOLERANCE:g})")
+
+
+def worker_estimator(spec: str, train: int = 10_000, epochs: int = 3) -> dict[str, Any]:
+    """xpmlp's MLPClassifier fitted on arrays of ``spec``'s device against the same fit on the CPU.
+
+    The same Fashion-MNIST images (NumPy on the CPU; device arrays, so the fit and the predictions
+    stay on the device), the same parameters and random_state: the two fits start from the same
+    weights and shuffles, so their test accuracies differ by float rounding only.
+    """
+    import numpy as np
+
+    from xpmlp.backend import get_backend, to_numpy
+    from xpmlp.bench.estimator import load
+    from xpmlp.estimator import MLPClassifier
+
+    X, y, Xt, yt = load(train)
+    params = {"hidden_layer_sizes": (100,), "solver": "sgd", "learning_rate_init": 0.05, "momentum": 0.9,
+              "batch_size": 200, "max_iter": epochs, "random_state": 0, "tol": 0.0, "n_iter_no_change": 10**9}
+    backend = get_backend(spec, "float32")
+    times = {}
+    accuracy = {}
+    for where, fit_x, test_x in (("cpu", X, Xt), ("device", backend.asarray(X), backend.asarray(Xt))):
+        est = MLPClassifier(**params, device="cpu" if where == "cpu" else "auto")
+        t0 = time.perf_counter()
+        est.fit(fit_x, y)
+        pred = np.asarray(to_numpy(est.predict(test_x)))
+        times[where] = time.perf_counter() - t0
+        accuracy[where] = float(np.mean(pred == yt))
+        if where == "device":
+            fitted_on = est._model.backend.spec
+    ok, why = judge_estimator(accuracy["device"], accuracy["cpu"])
+    ok = ok and fitted_on == backend.spec
+    return {"ok": ok, "device_acc": accuracy["device"], "cpu_acc": accuracy["cpu"], "fitted_on": fitted_on,
+            "seconds": times, "train": len(y), "epochs": epochs,
+            "detail": f"{why}; fitted on {fitted_on}; fit+predict {times['device']:.1f} s on the device, "
+                      f"{times['cpu']:.1f} s on the CPU ({len(y):,} images, {epochs} epochs, 784-100-10 sgd)"}
