@@ -4,7 +4,7 @@
 #   bash scripts/gpu_check.sh [--only STEP ...] [--skip STEP ...] [--require-gpu auto|yes|no] [--budget S]
 #
 # Environment: PYTHON (default python3 on PATH), OUT (default ./gpu-check), XPMLP_DATA (default ./.data
-# when it exists), GPU_CHECK_BUDGET (seconds, default 450), GPU_CHECK_REQUIRE_GPU (auto|yes|no).
+# when it exists), GPU_CHECK_BUDGET (seconds, default 540), GPU_CHECK_REQUIRE_GPU (auto|yes|no).
 # Wheels in .whl/ (pip download --no-deps -d .whl array-api-compat array-api-strict pooch platformdirs)
 # are installed when their package is missing; xpmlp itself is used from this checkout via PYTHONPATH.
 # Writes $OUT/gpu-check.json after every step, logs/ and the checks' own JSON, then packs all of $OUT into

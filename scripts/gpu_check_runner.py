@@ -132,6 +132,18 @@ def summary_table(report: Report) -> str:
 # running one command: its own timeout, the whole process group killed past it
 # ---------------------------------------------------------------------------------------------
 
+class Stopped(Exception):
+    """The check was told to stop (SIGTERM from a command limit, or Ctrl-C) while a step ran."""
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT raise ``Stopped`` in the main thread, so the report and archive still get written."""
+    def handler(signum: int, frame: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
 @dataclass
 class Result:
     rc: int | None  # None: killed at the timeout
@@ -153,6 +165,11 @@ def run_command(cmd: Sequence[str], timeout: float, log: Path | None = None,
             os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         rc = None
+    except BaseException:  # the whole check is being stopped (SIGTERM, Ctrl-C): take the step down with it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     text = out.decode("utf-8", "replace")
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -212,7 +212,7 @@ def test_gpu_steps_ask_for_the_gpu_tests_and_xpmlp_on_every_usable_gpu_backend(m
     assert cmd[cmd.index("--xpmlp-devices") + 1] == "cuda,torch:cuda" and kw["reserve"] > 0
     assert calls["bench cuda b4096"][1]["reserve"] == 0
     cmd, kw = calls["fused cuda"]
-    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "3"]
+    assert cmd[1].endswith("bench_variants.py") and cmd[2:] == ["fused", "--device", "cuda", "--rounds", "2"]
     assert kw["reserve"] > 0 and calls["fused torch:cuda"][1]["reserve"] == 0
     cmd, _ = calls["estimator cuda"]
     assert cmd[1].endswith("gpu_check.py") and cmd[2:] == ["estimator", "cuda"]
@@ -587,3 +587,40 @@ def test_the_nosync_job_takes_the_trainers_real_path(monkeypatch):
     job.train(5)
     assert len(fused) == 5 and len(draws) == 10  # per step: one augmentation draw, one dropout mask
     assert job.opt.can_fuse and job.augment is not None
+
+
+def test_a_sigterm_mid_step_still_writes_the_report_and_the_archive(tmp_path):
+    """A command limit ends the check with SIGTERM: the step is killed, the results so far come back packed."""
+    import signal as signals
+
+    env = {**_no_gpu_env(tmp_path), "PYTHONPATH": str(REPO)}
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "run", "--out", str(out), "--require-gpu", "no"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, children = time.monotonic() + 60, Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while not children.read_text().split():  # the first step (devices) is running in its child process
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    step_pid = int(children.read_text().split()[0])
+    time.sleep(0.5)  # past Popen's fork and exec: the step is under way (it runs for seconds)
+    proc.send_signal(signals.SIGTERM)
+    printed, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, printed
+    with tarfile.open(out / "gpu-check-results.tar.gz") as tar:
+        report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
+    last = report["steps"][-1]
+    assert report["finished"] is True and last["step"].startswith("stopped during")
+    assert last["status"] == "failed" and "SIGTERM" in last["detail"] and last["step"] == "stopped during devices"
+    assert not Path(f"/proc/{step_pid}").exists() or "zombie" in Path(f"/proc/{step_pid}/status").read_text()
+
+
+def test_a_budget_too_small_for_any_step_still_writes_the_archive(tmp_path):
+    env = {**_no_gpu_env(tmp_path), "PYTHONPATH": str(REPO)}
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "run", "--out", str(out), "--budget", "1",
+                           "--require-gpu", "no", "--only", "devices", "gradcheck"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    with tarfile.open(out / "gpu-check-results.tar.gz") as tar:
+        report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
+    devices = {s["step"]: s for s in report["steps"]}["devices"]
+    assert devices["status"] == "skipped" and "out of the time budget" in devices["detail"], proc.stdout
