@@ -51,6 +51,8 @@ sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
+    # until per-layer activations and backend-less layers (issue 23) are on main
+    "ignore_pattern": r"plot_layer_by_layer",
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
