@@ -34,6 +34,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "examples/README.rst", "**/GALLERY_HEADER.rst", "api/README.md"]
 root_doc = "index"
+smartquotes = False  # keep --flags and quotes as typed (the CLI reference is generated from help strings)
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 suppress_warnings: list[str] = []
@@ -67,6 +68,8 @@ sphinx_gallery_conf = {
 html_theme = "pydata_sphinx_theme"
 html_title = f"xpmlp {release}"
 html_static_path: list[str] = []
+# the theme reads its colour mode from localStorage, else this (empty by default: a console error)
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
