@@ -22,7 +22,7 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,
     "xpmlp.schedules": None,
-    "xpmlp.callbacks": None,
+    "xpmlp.callbacks": ("Callback", "EarlyStopping", "ProgressBar", "CheckpointCallback", "extra_callbacks"),
     "xpmlp.backend": ("get_backend", "Backend", "NumpyBackend", "StrictBackend", "TorchBackend", "CupyBackend",
                       "to_numpy", "is_device_array", "host_rng", "check_dtype", "describe_devices",
                       "available_specs", "FLOAT_DTYPES"),
@@ -33,8 +33,9 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.studies": ("compare", "sweep", "load_spec", "check_spec", "expand_spec", "rank_by_validation",
                       "StudyInterrupted", "PRESETS"),
     "xpmlp.gradcheck": None,
-    "xpmlp.parity": None,
-    "xpmlp.checkpoint": None,
+    "xpmlp.parity": ("run_parity", "ParitySettings", "Trace", "train_trace", "tolerance", "format_table",
+                     "TOLERANCES"),
+    "xpmlp.checkpoint": ("save", "load"),
     "xpmlp.errors": None,
 }
 
