@@ -70,7 +70,27 @@ WINDOW = 100  # steps per index transfer and per loss read
 
 @dataclass(frozen=True)
 class ParitySettings:
-    """What every backend trains: the same network, data, batches and learning rate."""
+    """What every backend trains: the same network, data, batches and learning rate.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        The network's widths.
+    activation : str
+        Its activation.
+    steps : int
+        SGD steps.
+    batch_size : int
+        Minibatch size.
+    lr : float
+        Learning rate.
+    seed : int
+        Seed of data, weights and batches.
+    samples : int
+        Training samples.
+    test_samples : int
+        Held-out samples.
+    """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
     activation: str = "relu"
@@ -84,7 +104,17 @@ class ParitySettings:
 
 @dataclass
 class Trace:
-    """What one training run leaves on the host: final weights, loss curve, held-out predictions."""
+    """What one training run leaves on the host: final weights, loss curve, held-out predictions.
+
+    Attributes
+    ----------
+    weights : dict of numpy.ndarray
+        The final parameters by name.
+    losses : numpy.ndarray
+        The loss of every step.
+    predictions : numpy.ndarray
+        Predicted classes of the held-out samples.
+    """
 
     weights: dict[str, np.ndarray]
     losses: np.ndarray
@@ -92,7 +122,18 @@ class Trace:
 
 
 def tolerance(backend: Backend) -> float:
-    """The relative tolerance of a backend at its dtype."""
+    """The relative tolerance of a backend at its dtype (:data:`TOLERANCES`).
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend compared with NumPy.
+
+    Returns
+    -------
+    float
+        1e-10 in float64 on a CPU, 1e-8 in float64 on a GPU, 1e-4 in float32.
+    """
     return TOLERANCES[backend.dtype][bool(backend.on_gpu)]
 
 
@@ -118,7 +159,22 @@ def batch_indices(cfg: ParitySettings, start: int, count: int) -> np.ndarray:
 
 
 def train_trace(backend: Backend, data: dict[str, np.ndarray], cfg: ParitySettings) -> Trace:
-    """Train the parity network on ``backend`` and bring its results to the host."""
+    """Train the parity network on ``backend`` and bring its results to the host.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where to train.
+    data : dict of numpy.ndarray
+        The host data (``make_data``).
+    cfg : ParitySettings
+        What to train.
+
+    Returns
+    -------
+    Trace
+        Final weights, loss curve and held-out predictions, as NumPy arrays.
+    """
     with backend.context():
         xp = backend.xp
         model = MLP(cfg.sizes, cfg.activation, backend=backend, dtype=backend.dtype, seed=cfg.seed)
@@ -213,12 +269,40 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on each backend in ``specs`` (default: every usable one) and compare with NumPy.
 
-    Returns a JSON-ready dict: ``settings``, ``reference`` (per dtype: the NumPy run's final loss
-    and held-out accuracy), ``rows`` (one per backend and dtype, see the module docstring),
-    ``failed`` (``"spec/dtype"`` of each row past tolerance) and ``ok``.
+    Parameters
+    ----------
+    specs : sequence of str, optional
+        Device specs to compare (default: every backend usable here).
+    dtypes : sequence of str, default ("float64", "float32")
+        The dtypes to run each backend in.
+    steps : int, default 200
+        SGD steps per run.
+    batch_size : int, default 128
+        Minibatch size.
+    sizes : sequence of int, default (64, 32, 32, 10)
+        The network's widths.
+    seed : int, default 0
+        Seed of the data, the initial weights and the batches.
+    lr : float, default 0.1
+        Learning rate of the plain SGD.
+    samples : int, default 2048
+        Synthetic training samples.
+    test_samples : int, default 512
+        Held-out samples on which the predictions are compared.
+    log : callable, optional
+        Called with one line per finished run.
 
-    Raises:
-        DeviceError, InputError: bad specs, dtypes or settings (before any training).
+    Returns
+    -------
+    dict
+        JSON-ready: ``settings``, ``reference`` (per dtype: the NumPy run's final loss and held-out
+        accuracy), ``rows`` (one per backend and dtype, see the module docstring), ``failed``
+        (``"spec/dtype"`` of each row past tolerance) and ``ok``.
+
+    Raises
+    ------
+    DeviceError, InputError
+        Bad specs, dtypes or settings (before any training).
     """
     cfg = ParitySettings(tuple(int(s) for s in sizes), "relu", int(steps), int(batch_size), float(lr),
                          int(seed), int(samples), int(test_samples))
@@ -249,7 +333,18 @@ def _fmt(x: float) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a fixed-width text table (ASCII only) with a header and a verdict line."""
+    """The result as a fixed-width text table (ASCII only) with a header and a verdict line.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`run_parity` returned.
+
+    Returns
+    -------
+    str
+        The table, as ``xpmlp parity`` prints it.
+    """
     s = result["settings"]
     head = (f"parity against NumPy ({s['reference']}): {'-'.join(map(str, s['sizes']))} {s['activation']}, "
             f"{s['steps']} SGD steps (lr {s['lr']:g}, batch {s['batch_size']}), seed {s['seed']}")

@@ -78,9 +78,37 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Lo
             command: str | None = None, note: str | None = None) -> dict[str, Any]:
     """Train the same network once per activation; write curves, weight grids, tables, report.
 
-    ``settings``: run settings (see ``xpmlp.settings.DEFAULTS``) plus ``activations`` (a list).
-    Everything is checked before the first run. Ctrl-C stops the study after the current run
-    checkpoints: the report lists the unfinished runs apart and ``StudyInterrupted`` is raised.
+    Everything is checked before the first run. Runs that already finished in ``out`` are not
+    trained again; an interrupted one resumes from its checkpoint.
+
+    Parameters
+    ----------
+    settings : dict
+        Run settings (see ``xpmlp.settings.DEFAULTS``) plus ``activations`` (a list).
+    out : str or path
+        The study's folder: ``report.md``, ``results.json``, plots and one run folder per activation.
+    jobs : int, default 1
+        Local worker processes.
+    log : callable, default print
+        Called with each line of progress (``lambda line: None`` for silence).
+    command : str, optional
+        The command line to record in the report.
+    note : str, optional
+        A paragraph for the report (the presets say what the homework found).
+
+    Returns
+    -------
+    dict
+        What ``results.json`` holds: ``study``, ``status``, ``settings``, ``activations``, ``runs``
+        (each with ``config``, ``run_dir``, ``metrics``, ``status``), ``unfinished``, ``date``.
+
+    Raises
+    ------
+    InputError
+        A bad setting or activation, before anything is written.
+    StudyInterrupted
+        Ctrl-C (or SIGTERM) stopped the study after the current run checkpointed; the report
+        lists the unfinished runs apart.
     """
     out = Path(out)
     settings = dict(settings)

@@ -25,7 +25,18 @@ def ranking_header(extra: Sequence[str]) -> list[str]:
 
 
 def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first)."""
+    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Finished runs, each with ``metrics`` holding ``best_val_acc`` and ``params``.
+
+    Returns
+    -------
+    list of dict
+        The same rows, best first; the test accuracy plays no part.
+    """
     def key(r: dict[str, Any]) -> tuple[float, int]:
         val = r["metrics"].get("best_val_acc")
         return (-(val if val is not None else -1.0), r["metrics"].get("params") or 0)
