@@ -170,7 +170,8 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
     >>> from xpmlp import MLPClassifier
     >>> X = np.random.default_rng(0).normal(size=(200, 4))
     >>> y = (X[:, 0] > 0).astype(int)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0, device="cpu").fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=50, random_state=0,
+    ...                     device="cpu").fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
     """
