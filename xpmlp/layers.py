@@ -22,10 +22,20 @@ Array = Any
 
 
 class Layer:
-    """Base class: the contract above. ``forward`` and ``backward`` must be overridden.
+    """Base class of the layers: the contract of the module docstring.
 
-    Args:
-        backend: the Backend whose arrays the layer computes on; ``xp`` is its namespace.
+    A subclass fills ``params`` (and ``grads``, same keys) when it has parameters and overrides
+    ``forward`` and ``backward``.
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+
+    Attributes
+    ----------
+    params, grads : dict of str to array
+        The parameters and their gradients after the last ``backward`` (empty for activations).
     """
 
     params: dict[str, Array]
@@ -39,9 +49,35 @@ class Layer:
         self.grads = {}
 
     def forward(self, x: Array, train: bool = True) -> Array:
+        """The layer's output for a batch ``x`` (N, D); with ``train`` it caches what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : array
+            (N, D) input on the layer's backend.
+        train : bool, default True
+            Training mode: cache for the backward pass (and draw dropout masks).
+
+        Returns
+        -------
+        array
+            The output, (N, D_out).
+        """
         raise NotImplementedError
 
     def backward(self, dout: Array) -> Array:
+        """dL/dx from ``dout`` = dL/d(output) of the last training ``forward``; fills ``grads``.
+
+        Parameters
+        ----------
+        dout : array
+            The gradient of the loss with respect to the layer's output.
+
+        Returns
+        -------
+        array
+            The gradient with respect to the layer's input.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -55,8 +91,29 @@ class Layer:
 def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
     """Standard deviation of the normal initialisation named by ``init``.
 
-    ``"he"``: sqrt(2 / fan_in) (for ReLU-like units); ``"xavier"``: sqrt(2 / (fan_in + fan_out))
-    (Glorot normal); ``"std:S"`` or a number S: the fixed S (the CIFAR-10 homework uses 1e-4).
+    Parameters
+    ----------
+    init : str or float
+        ``"he"``: sqrt(2 / fan_in) (for ReLU-like units); ``"xavier"``: sqrt(2 / (fan_in + fan_out))
+        (Glorot normal); ``"std:S"`` or a number S: the fixed S (the CIFAR-10 homework uses 1e-4).
+    fan_in, fan_out : int
+        The layer's input and output widths.
+
+    Returns
+    -------
+    float
+        The standard deviation.
+
+    Raises
+    ------
+    InputError
+        An unknown name or a non-positive standard deviation.
+
+    Examples
+    --------
+    >>> from xpmlp.layers import init_std
+    >>> init_std("he", 50, 10), init_std("std:1e-4", 3072, 50)
+    (0.2, 0.0001)
     """
     if isinstance(init, (int, float)) and not isinstance(init, bool):
         std = float(init)
@@ -79,10 +136,20 @@ def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
 class Linear(Layer):
     """Affine layer: out = x @ W + b, with W of shape (in_features, out_features).
 
-    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ.
-    Weights are drawn on the host (``rng``: a numpy Generator, default ``backend.rng(0)``)
+    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ. Weights are drawn on the host
     in float64 and moved with ``backend.asarray``, so every backend starts from bit-identical
-    weights for the same seed.
+    weights for the same seed; the bias starts at zero.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        The input and output widths.
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    init : str or float, default "he"
+        The initialisation (:func:`init_std`).
+    rng : numpy.random.Generator, optional
+        The host generator the weights are drawn from (default ``backend.rng(0)``).
     """
 
     def __init__(self, in_features: int, out_features: int, backend: Backend, *, init: str | float = "he",
@@ -137,8 +204,13 @@ def sigmoid(xp: Any, x: Array) -> Array:
 class ReLU(Layer):
     """out = max(x, 0); dx = dout · [out > 0].
 
-    ``inplace=True`` lets forward overwrite x and backward overwrite dout (saving two
-    allocations per layer and step); MLP uses it, since it owns both arrays.
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    inplace : bool, default False
+        Let forward overwrite x and backward overwrite dout (saving two allocations per layer and
+        step); MLP uses it, since it owns both arrays.
     """
 
     def __init__(self, backend: Backend, inplace: bool = False) -> None:
@@ -157,7 +229,15 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c)."""
+    """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c).
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    slope : float, default 0.01
+        c, the slope for negative inputs.
+    """
 
     def __init__(self, backend: Backend, slope: float = 0.01) -> None:
         super().__init__(backend)
@@ -182,7 +262,7 @@ class LeakyReLU(Layer):
 
 
 class Sigmoid(Layer):
-    """out = σ(x) (stable for large |x|); dx = dout · out · (1 − out)."""
+    """out = σ(x), in a form stable for large ``|x|``; dx = dout · out · (1 − out)."""
 
     def forward(self, x, train=True):
         out = sigmoid(self.xp, x)
@@ -225,6 +305,15 @@ class ELU(Layer):
     """out = x if x > 0 else α(eˣ − 1); dx = dout · (1 if out > 0 else out + α).
 
     exp is taken of min(x, 0) so a large positive x cannot overflow the unused branch.
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    alpha : float, default 1.0
+        α, the saturation value for large negative inputs is −α.
+    scale : float, default 1.0
+        A factor on the whole output (SELU's λ).
     """
 
     def __init__(self, backend: Backend, alpha: float = 1.0, scale: float = 1.0) -> None:
@@ -255,7 +344,13 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class SELU(ELU):
-    """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017)."""
+    """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017).
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    """
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend, alpha=SELU_ALPHA, scale=SELU_SCALE)
@@ -291,9 +386,18 @@ class GELU(Layer):
 class Dropout(Layer):
     """Inverted dropout: out = x · m / (1 − p) while training, m ~ Bernoulli(1 − p); out = x at evaluation.
 
-    dx = dout · m / (1 − p). The mask is drawn on the device from ``random`` (a seeded
-    ``DeviceRandom``: no host transfer per step, and its state resumes exactly); ``fix_mask``
-    pins a mask (and applies it at evaluation too), which the gradient check uses.
+    dx = dout · m / (1 − p). ``fix_mask`` pins a mask (and applies it at evaluation too), which the
+    gradient check uses.
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    p : float
+        The probability of dropping a unit, in [0, 1).
+    random : DeviceRandom, optional
+        The seeded device generator the masks are drawn from (no host transfer per step, and its
+        state resumes exactly); default one of ``backend``'s seeded with 0.
     """
 
     def __init__(self, backend: Backend, p: float, random: Any = None) -> None:
@@ -342,9 +446,27 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 
 
 def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
-    """A new activation layer by name (``"relu"``, ``"leaky_relu"``, ...) on ``backend``.
+    """A new activation layer by name on ``backend``.
 
-    ``"leaky_relu:0.1"`` sets the slope; keyword arguments go to the layer.
+    Parameters
+    ----------
+    name : str
+        ``"relu"``, ``"leaky_relu"`` (``"leaky_relu:0.1"`` sets the slope), ``"sigmoid"``, ``"tanh"``,
+        ``"swish"``/``"silu"``, ``"selu"``, ``"elu"``, ``"gelu"``.
+    backend : Backend
+        The backend the layer computes on.
+    **kwargs
+        Passed to the layer (e.g. ``inplace=True`` for ReLU).
+
+    Returns
+    -------
+    Layer
+        The activation layer.
+
+    Raises
+    ------
+    InputError
+        An unknown name or a bad argument; the message lists the names.
     """
     key = str(name).strip().lower().replace("-", "_")
     if key.startswith("leaky_relu:"):

@@ -19,6 +19,11 @@ class Sequential:
     """Layers applied in order; backward runs them in reverse.
 
     Parameters are named by the Linear layers' order: W1, b1, W2, b2, ...
+
+    Parameters
+    ----------
+    layers : iterable of Layer
+        The layers, input side first, all on one backend.
     """
 
     def __init__(self, layers: Iterable[Layer]) -> None:
@@ -29,11 +34,37 @@ class Sequential:
                       for key in layer.params]
 
     def forward(self, x: Array, train: bool = True) -> Array:
+        """Run ``x`` through every layer in order (``train``: cache for the backward pass).
+
+        Parameters
+        ----------
+        x : array
+            (N, D) input batch.
+        train : bool, default True
+            Training mode (caching, dropout).
+
+        Returns
+        -------
+        array
+            The last layer's output.
+        """
         for layer in self.layers:
             x = layer.forward(x, train=train)
         return x
 
     def backward(self, dout: Array) -> Array:
+        """Run ``dout`` back through every layer in reverse; each fills its ``grads``.
+
+        Parameters
+        ----------
+        dout : array
+            The gradient of the loss with respect to the output.
+
+        Returns
+        -------
+        array
+            The gradient with respect to the input.
+        """
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
@@ -49,6 +80,20 @@ class Sequential:
         return {name: layer.grads[key] for name, layer, key in self.named}
 
     def set_param(self, name: str, value: Array) -> None:
+        """Replace the parameter called ``name`` (``"W1"``, ``"b2"``, ...) by ``value``.
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name.
+        value : array
+            The new array, on the layers' backend.
+
+        Raises
+        ------
+        KeyError
+            No parameter has that name.
+        """
         for n, layer, key in self.named:
             if n == name:
                 layer.params[key] = value
@@ -59,16 +104,43 @@ class Sequential:
 class MLP:
     """A multi-layer perceptron: Linear, activation, ..., Linear, scored by softmax cross-entropy.
 
-    Args:
-        sizes: layer widths from input to classes, e.g. ``[784, 500, 500, 10]``.
-        activation: activation name for every hidden layer (see ``layers.ACTIVATIONS``).
-        backend: a Backend or a device spec string (``"cpu"``, ``"cuda"``, ``"torch"``, ...).
-        dtype: ``"float32"`` (default) or ``"float64"``.
-        seed: seed of the host generator that draws the initial weights; the same seed gives
-            bit-identical weights on every backend.
-        init: ``"he"`` (default), ``"xavier"`` or ``"std:S"`` (fixed standard deviation S).
-        dropout: probability of dropping a hidden unit while training (inverted dropout after each
-            hidden activation; 0 = none). Masks come from ``self.random`` on the device.
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to classes, e.g. ``[784, 500, 500, 10]``.
+    activation : str, default "relu"
+        The activation of every hidden layer (see ``layers.ACTIVATIONS`` and
+        :func:`xpmlp.layers.get_activation`).
+    backend : Backend or str, default "auto"
+        A Backend or a device spec (``"cpu"``, ``"cuda"``, ``"torch"``, ...; :func:`xpmlp.backend.get_backend`).
+    dtype : {"float32", "float64"}, default "float32"
+        The parameters' dtype.
+    seed : int or None, default 0
+        Seed of the host generator that draws the initial weights; the same seed gives
+        bit-identical weights on every backend.
+    init : str or float, default "he"
+        ``"he"``, ``"xavier"`` or ``"std:S"`` (fixed standard deviation S; :func:`xpmlp.layers.init_std`).
+    dropout : float, default 0.0
+        Probability of dropping a hidden unit while training (inverted dropout after each hidden
+        activation; 0 = none). Masks come from ``self.random`` on the device.
+    **activation_kwargs
+        Passed to every activation layer (e.g. ``slope=0.1`` for leaky_relu).
+
+    Raises
+    ------
+    InputError
+        Sizes, activation, init or dropout that cannot build a network; the message says why.
+    DeviceError
+        A device spec that cannot be used here.
+
+    Examples
+    --------
+    >>> from xpmlp.model import MLP
+    >>> model = MLP([784, 500, 500, 10], activation="relu", backend="cpu", seed=0)
+    >>> model.num_params()
+    648010
+    >>> model.predict(model.backend.asarray([[0.0] * 784])).shape
+    (1,)
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", backend: Backend | str = "auto",
@@ -106,22 +178,27 @@ class MLP:
     # -- properties ----------------------------------------------------------
     @property
     def xp(self) -> Any:
+        """The Array API namespace of the model's backend."""
         return self.backend.xp
 
     @property
     def dtype(self) -> str:
+        """The parameters' dtype name, ``"float32"`` or ``"float64"``."""
         return self.backend.dtype
 
     @property
     def num_classes(self) -> int:
+        """The number of classes (the last width)."""
         return self.sizes[-1]
 
     @property
     def params(self) -> dict[str, Array]:
+        """Name -> parameter array (``W1``, ``b1``, ...): the layers' own arrays."""
         return self.net.params
 
     @property
     def grads(self) -> dict[str, Array]:
+        """Name -> gradient array from the last backward pass."""
         return self.net.grads
 
     def config(self) -> dict[str, Any]:
@@ -340,6 +417,7 @@ class MLP:
         return "\n".join(lines) + f"\nbackend: {self.backend}"
 
     def num_params(self) -> int:
+        """The number of trainable parameters (weights and biases)."""
         return sum(math.prod(p.shape) for p in self.params.values())
 
     def state_dict(self) -> dict[str, Any]:

@@ -12,10 +12,10 @@ NumPy's, so runs with dropout cannot be compared number for number on CUDA.
 
 Compared, per backend and dtype, against the NumPy run of the same dtype:
 
-* ``max_abs_dw``: max |W - W_numpy| over every parameter after the last step; ``max_rel_dw``
-  divides it by max |W_numpy| over every parameter (``worst_param`` names where it is largest).
-* ``max_abs_dloss``: max |loss - loss_numpy| over the whole loss curve (every step);
-  ``max_rel_dloss`` divides it by max |loss_numpy|.
+* ``max_abs_dw``: ``max |W - W_numpy|`` over every parameter after the last step; ``max_rel_dw``
+  divides it by ``max |W_numpy|`` over every parameter (``worst_param`` names where it is largest).
+* ``max_abs_dloss``: ``max |loss - loss_numpy|`` over the whole loss curve (every step);
+  ``max_rel_dloss`` divides it by ``max |loss_numpy|``.
 * ``agreement``: the fraction of a held-out set on which both predict the same class
   (reported, not judged: one near-tie may flip in float32 while the weights still agree).
 
