@@ -43,7 +43,7 @@ gradcheck: venv
 
 # The documentation site: warnings are errors, the gallery's examples run, internal links are checked.
 # Open docs/_build/html/index.html in a browser (no server needed).
-docs: docs-venv
+docs: docs-venv data
 	PYTHONPATH=$(CURDIR) $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 	$(PY) docs/check_links.py docs/_build/html
 

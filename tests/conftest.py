@@ -54,3 +54,14 @@ def docs_site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if done.returncode != 0:
         pytest.fail(f"the docs build failed (exit {done.returncode}):\n{log[-6000:]}")
     return {"html": out, "log": log, "seconds": seconds}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 (pytest's hook signature)
+    """Say why the documentation checks were skipped, once per reason, even without ``-rs``."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        if "/test_docs" in report.nodeid.replace("\\", "/") and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        terminalreporter.write_line(f"documentation checks skipped ({count}): {reason}")
