@@ -91,8 +91,11 @@ def silence_stdout() -> None:
 
 def _run_name(cfg: dict[str, Any]) -> str:
     """A new folder name: readable, and unique even for two runs started in the same second."""
+    from .network import activation_label
+
     hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
-    return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{cfg['dataset']}-{hidden}-{activation_label(cfg['activation'])}-{stamp}-{os.getpid()}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from .data import check_fingerprint, prepare, resolve_root
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
 from .model import MLP
+from .network import activation_label, normalize_activation
 from .runfolder import RunFolder
 from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate
@@ -43,6 +44,7 @@ def make_config(**overrides: Any) -> dict[str, Any]:
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in overrides.items()})
     cfg["hidden"] = [int(h) for h in cfg["hidden"]]
+    cfg["activation"] = normalize_activation(cfg["activation"])  # --activation relu gives ["relu"]
     if any(h < 1 for h in cfg["hidden"]):
         raise InputError(f"hidden widths {cfg['hidden']} must be positive integers, e.g. --hidden 500 500")
     return cfg
@@ -330,7 +332,7 @@ def _write_plots(trainer: Trainer, cfg: dict[str, Any], out: Path, say: Callable
     """loss.png and accuracy.png; a plot that fails is a warning, never a lost run."""
     history = trainer.history.to_dict()
     try:
-        plots.plot_loss(history, out / "loss.png", title=f"Training loss ({cfg['activation']})")
+        plots.plot_loss(history, out / "loss.png", title=f"Training loss ({activation_label(cfg['activation'])})")
         if history["eval"]:
             plots.plot_accuracy(history, out / "accuracy.png")
     except Exception as exc:  # a plot must never cost the user a finished run
