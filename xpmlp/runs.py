@@ -237,12 +237,15 @@ def _say_interrupted(trainer: Trainer, out: Path) -> None:
 
 def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None, overwrite: bool = False,
               log: Callable[[str], None] | None = print, progress: str = "auto",
-              prepared: Any = None) -> dict[str, Any]:
+              prepared: Any = None, model: MLP | None = None) -> dict[str, Any]:
     """Train one model as ``xpmlp train`` does and write its run folder; returns metrics.
 
     ``resume`` continues from a checkpoint; ``cfg`` then holds the settings given now (see
     ``resume_settings``). A folder that already holds a run is refused unless ``resume`` or
     ``overwrite``. ``prepared`` reuses already loaded data (studies train many models on one dataset).
+    ``model`` trains a network of your own (``Sequential([...])``) instead of the one ``cfg``'s
+    ``hidden`` and ``activation`` name; the run records its layers, so ``xpmlp evaluate`` and
+    ``xpmlp train --resume`` rebuild it from the checkpoint.
     """
     say = log or (lambda line: None)
     state = None
@@ -253,14 +256,19 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     check_augment(cfg["augment"], cfg["dataset"])
     if cfg.get("data_dir") is not None:
         cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
-    backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
+    if model is None and state is not None and "layers" in state.get("model_config", {}):
+        model = MLP.from_config(checked_model_config(resume, state["model_config"]),
+                                get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
+    if model is not None:
+        cfg = _config_of_model(cfg, model)
+    backend = model.backend if model is not None else get_backend(cfg["device"], cfg["dtype"])
     with RunFolder(out, resume=resume is not None, overwrite=overwrite) as folder:
         prepared = prepared if prepared is not None else load_data(cfg, say)
         if state is not None:
             _check_same_data(state, prepared, resume, say)
         if backend.note:
             say(backend.note)
-        trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines")
+        trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines", model)
         if state is not None:
             restore_trainer(trainer, state)
             say(f"resuming from {resume} at step {trainer.step}")
@@ -280,11 +288,24 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     return metrics
 
 
+def _config_of_model(cfg: dict[str, Any], model: MLP) -> dict[str, Any]:
+    """``cfg`` describing a given model: its hidden widths, activations, dtype and device."""
+    if not isinstance(model, MLP):
+        raise InputError(f"model must be an xpmlp model (MLP or Sequential), not {type(model).__name__}")
+    return {**cfg, "hidden": model.sizes[1:-1], "activation": model.activation, "dtype": model.dtype,
+            "device": model.backend.spec, "dropout": model.dropout}
+
+
 def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, say: Callable[[str], None],
-                   progress: str) -> Trainer:
+                   progress: str, model: MLP | None = None) -> Trainer:
     sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]
-    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"],
-                dropout=cfg["dropout"])
+    if model is None:
+        model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"],
+                    init=cfg["init"], dropout=cfg["dropout"])
+    elif [model.sizes[0], model.sizes[-1]] != [sizes[0], sizes[-1]]:
+        raise InputError(f"the model takes {model.sizes[0]} inputs and gives {model.sizes[-1]} classes, but "
+                         f"{cfg['dataset']} has {sizes[0]} and {sizes[-1]}; build its first Linear with "
+                         f"{sizes[0]} inputs and its last with {sizes[-1]} outputs")
     return Trainer(model, train_config(cfg), log=say, progress=progress,
                    on_checkpoint=_Checkpointer(out, cfg, prepared), image_shape=_image_shape(prepared))
 
