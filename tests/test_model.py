@@ -11,7 +11,7 @@ import pytest
 from xpmlp.backend import available_specs, get_backend
 from xpmlp.errors import InputError
 from xpmlp.layers import Linear, ReLU, Sigmoid, Tanh
-from xpmlp.model import MLP, Sequential
+from xpmlp.model import MLP
 from xpmlp.network import LayerStack
 
 # -- a plain NumPy reference MLP --------------------------------------------------------------------
