@@ -16,23 +16,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import xpmlp  # noqa: E402
 
-
-def _layer_objects() -> bool:
-    """Whether layers can be made without a backend (``Linear(784, 500)``) and built into a Sequential."""
-    try:
-        from xpmlp.layers import Linear
-
-        Linear(3, 2)
-    except Exception:
-        return False
-    return True
-
-
-#: pages say more (``{only} layer_objects``) where this checkout has backend-less layers
-LAYER_OBJECTS = _layer_objects()
-if LAYER_OBJECTS:
-    tags.add("layer_objects")  # type: ignore[name-defined]  # noqa: F821 (Sphinx provides ``tags``)
-
 project = "xpmlp"
 author = "the xpmlp developers"
 copyright = "the xpmlp developers, MIT licence"
@@ -69,8 +52,7 @@ sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
-    # the layer-by-layer example needs layers made without a backend (issue 23); until then it is left out
-    "ignore_pattern": r"__init__\.py" if LAYER_OBJECTS else r"plot_layer_by_layer",
+    "ignore_pattern": r"__init__\.py",
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",

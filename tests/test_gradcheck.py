@@ -52,9 +52,10 @@ def test_run_all_passes_on_every_backend(backend):
     assert names[0] == "softmax_cross_entropy"
     assert names[1].startswith("Linear")
     assert names[2:2 + len(activations)] == activations
-    assert len([n for n in names if n.startswith("MLP")]) == len(activations)
+    assert len([n for n in names if n.startswith("MLP")]) == len(activations) + 1  # and one mixed network
+    assert names[-1] == "MLP[6, 8, 7, 5, 4] tanh+relu+sigmoid + L2"
     assert names[2 + len(activations)] == "dropout (fixed mask)"
-    assert len(rows) == 3 + 2 * len(activations)
+    assert len(rows) == 4 + 2 * len(activations)
     for r in rows:
         assert "direction" in r["errors"]
         assert r["max_error"] == max(r["errors"].values())

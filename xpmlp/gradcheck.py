@@ -23,6 +23,7 @@ from .backend import Backend, get_backend, host_rng
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, get_activation
 from .losses import softmax_cross_entropy
 from .model import MLP
+from .network import activation_label
 
 Array = Any
 STENCIL = ((2.0, -1.0), (1.0, 8.0), (-1.0, -8.0), (-2.0, 1.0))  # (offset in h, weight) over 12h
@@ -251,7 +252,7 @@ def _kink_free_input(backend: Backend, shape: tuple[int, int], seed: int) -> Arr
 
 
 def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) -> list[dict[str, Any]]:
-    """Gradient-check the loss, Linear, every activation and a small MLP per activation, in float64.
+    """Gradient-check the loss, Linear, every activation, a small MLP per activation and a mixed one, in float64.
 
     What ``xpmlp gradcheck`` runs and prints.
 
@@ -284,9 +285,10 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
     dropout = Dropout(backend, 0.3)
     dropout.fix_mask(backend.asarray(backend.rng(seed + 4).random((4, 6)) >= 0.3))
     rows.append(("dropout (fixed mask)", check_layer(dropout, _kink_free_input(backend, (4, 6), seed), seed=seed)))
-    for name in names:
-        model = MLP([6, 8, 7, 4], activation=name, backend=backend, dtype="float64", seed=seed)
+    nets = [([6, 8, 7, 4], name) for name in names] + [([6, 8, 7, 5, 4], ["tanh", "relu", "sigmoid"])]
+    for sizes, activation in nets:  # one activation everywhere, then one per hidden layer
+        model = MLP(sizes, activation=activation, backend=backend, dtype="float64", seed=seed)
         X = _kink_free_input(backend, (5, 6), seed + 2)
         y = backend.asarray(backend.rng(seed + 3).integers(0, 4, 5))
-        rows.append((f"MLP[6, 8, 7, 4] {name} + L2", check_model(model, X, y, reg, seed=seed)))
+        rows.append((f"MLP{sizes} {activation_label(activation)} + L2", check_model(model, X, y, reg, seed=seed)))
     return [{"check": c, "max_error": max(e.values()), "errors": e} for c, e in rows]

@@ -5,13 +5,17 @@ A layer has ``params`` and ``grads`` (dicts of arrays; empty for activations),
 ``train`` is true, and ``backward(dout)`` which returns dL/dx and fills ``grads``.
 Shapes: x is (N, D) for a batch of N rows; dout has the shape of the forward output.
 
-Every layer is built for one Backend and takes its namespace ``xp`` from it once, at
-construction; only the Array API is used, plus the backend's in-place fast paths.
+A layer is made with or without a Backend (``Linear(784, 500)``, ``Tanh()``): one made without
+is placed on a backend when the network is built (``place``), and takes its namespace ``xp``
+from it then, once; only the Array API is used, plus the backend's in-place fast paths.
+``config()`` describes a layer as JSON and ``layer_from_config`` rebuilds it (checkpoints of
+networks built layer by layer).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -25,12 +29,13 @@ class Layer:
     """Base class of the layers: the contract of the module docstring.
 
     A subclass fills ``params`` (and ``grads``, same keys) when it has parameters and overrides
-    ``forward`` and ``backward``.
+    ``forward`` and ``backward``; one with parameters draws them in ``_on_place``.
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend whose arrays the layer computes on; ``xp`` is its namespace. Without one the
+        layer waits to be placed by the network that holds it (``Sequential``, ``MLP``).
 
     Attributes
     ----------
@@ -41,12 +46,53 @@ class Layer:
     params: dict[str, Array]
     grads: dict[str, Array]
 
-    def __init__(self, backend: Backend) -> None:
-        if not isinstance(backend, Backend):
-            raise InputError(f"a layer needs a Backend, got {backend!r}; pass get_backend('cpu') or model.backend")
-        self.backend, self.xp = backend, backend.xp
+    def __init__(self, backend: Backend | None = None) -> None:
+        self.backend: Backend | None = None
+        self.xp: Any = None
         self.params = {}
         self.grads = {}
+        if backend is not None:
+            self.place(backend)
+
+    def place(self, backend: Backend, *, rng: Any = None, random: Any = None) -> Layer:
+        """Put the layer on ``backend`` (once): parameters are drawn now, from ``rng`` if given.
+
+        Parameters
+        ----------
+        backend : Backend
+            Where the layer's arrays live.
+        rng : numpy.random.Generator, optional
+            Host generator for initial weights (layers with parameters).
+        random : DeviceRandom, optional
+            Device generator for per-step randomness (dropout masks).
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Raises
+        ------
+        InputError
+            If ``backend`` is not a Backend, or the layer already lives on another one.
+        """
+        if not isinstance(backend, Backend):
+            raise InputError(f"a layer needs a Backend, got {backend!r}; pass get_backend('cpu') or nothing "
+                             "(the network places its layers), and options by keyword, e.g. LeakyReLU(slope=0.1)")
+        if self.backend is not None and self.backend is not backend:
+            raise InputError(f"{self!r} already lives on {self.backend.spec}; build a new layer for each network")
+        first = self.backend is None
+        self.backend, self.xp = backend, backend.xp
+        if first:
+            self._on_place(rng, random)
+        return self
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        """What a layer does when it gets its backend (draw weights, take a generator)."""
+
+    def config(self) -> dict[str, Any]:
+        """The layer as JSON: its class name and constructor arguments (``layer_from_config`` inverts it)."""
+        return {"type": type(self).__name__}
 
     def forward(self, x: Array, train: bool = True) -> Array:
         """The layer's output for a batch ``x`` (N, D); with ``train`` it caches what ``backward`` needs.
@@ -144,31 +190,45 @@ class Linear(Layer):
     ----------
     in_features, out_features : int
         The input and output widths.
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
     init : str or float, default "he"
         The initialisation (:func:`init_std`).
     rng : numpy.random.Generator, optional
         The host generator the weights are drawn from (default ``backend.rng(0)``).
     """
 
-    def __init__(self, in_features: int, out_features: int, backend: Backend, *, init: str | float = "he",
-                 rng: Any = None) -> None:
-        super().__init__(backend)
-        if in_features < 1 or out_features < 1:
-            raise InputError(f"Linear({in_features}, {out_features}): sizes must be positive integers")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+    def __init__(self, in_features: int, out_features: int, backend: Backend | None = None, *,
+                 init: str | float = "he", rng: Any = None) -> None:
+        try:
+            sizes = operator.index(in_features), operator.index(out_features)
+        except TypeError:
+            sizes = (0, 0)
+        if min(sizes) < 1:
+            raise InputError(f"Linear({in_features!r}, {out_features!r}): sizes must be positive integers")
+        self.in_features, self.out_features = sizes
+        init_std(init, self.in_features, self.out_features)  # a bad init fails here, not when placed
         self.init = init
         # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
         self.input_grad = True
         # Set by a fused training step: weight_update(W, x, dout) updates W from the factors of its
         # gradient (xᵀ·dout) in one GEMM, and grads["W"] is not formed (see MLP.fused_step).
         self.weight_update: Callable[[Array, Array, Array], None] | None = None
-        rng = backend.rng(0) if rng is None else rng
-        std = init_std(init, in_features, out_features)
-        w = rng.standard_normal((in_features, out_features)) * std
-        self.params = {"W": backend.asarray(w), "b": backend.asarray([0.0] * out_features)}
         self.x: Array = None
+        super().__init__()
+        if backend is not None:
+            self.place(backend, rng=rng)
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        backend = self.backend
+        rng = backend.rng(0) if rng is None else rng
+        std = init_std(self.init, self.in_features, self.out_features)
+        w = rng.standard_normal((self.in_features, self.out_features)) * std
+        self.params = {"W": backend.asarray(w), "b": backend.asarray([0.0] * self.out_features)}
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Linear", "in_features": self.in_features, "out_features": self.out_features,
+                "init": self.init}
 
     def forward(self, x: Array, train: bool = True) -> Array:
         out = x @ self.params["W"]
@@ -206,14 +266,14 @@ class ReLU(Layer):
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
     inplace : bool, default False
         Let forward overwrite x and backward overwrite dout (saving two allocations per layer and
         step); MLP uses it, since it owns both arrays.
     """
 
-    def __init__(self, backend: Backend, inplace: bool = False) -> None:
+    def __init__(self, backend: Backend | None = None, inplace: bool = False) -> None:
         super().__init__(backend)
         self.inplace = inplace
 
@@ -233,17 +293,20 @@ class LeakyReLU(Layer):
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
     slope : float, default 0.01
         c, the slope for negative inputs.
     """
 
-    def __init__(self, backend: Backend, slope: float = 0.01) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend | None = None, slope: float = 0.01) -> None:
         if not 0 < slope < 1:
             raise InputError(f"LeakyReLU slope {slope} must lie in (0, 1); the usual value is 0.01")
         self.slope = float(slope)
+        super().__init__(backend)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "LeakyReLU", "slope": self.slope}
 
     def forward(self, x, train=True):
         # max(x, c·x) is x where x > 0 and c·x elsewhere (0 < c < 1), bit for bit the same as
@@ -308,19 +371,22 @@ class ELU(Layer):
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
     alpha : float, default 1.0
         α, the saturation value for large negative inputs is −α.
     scale : float, default 1.0
         A factor on the whole output (SELU's λ).
     """
 
-    def __init__(self, backend: Backend, alpha: float = 1.0, scale: float = 1.0) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend | None = None, alpha: float = 1.0, scale: float = 1.0) -> None:
         if not alpha > 0:
             raise InputError(f"ELU alpha {alpha} must be positive; the usual value is 1.0")
         self.alpha, self.scale = float(alpha), float(scale)
+        super().__init__(backend)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "ELU", "alpha": self.alpha, "scale": self.scale}
 
     def forward(self, x, train=True):
         xp = self.xp
@@ -348,12 +414,15 @@ class SELU(ELU):
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend | None = None) -> None:
         super().__init__(backend, alpha=SELU_ALPHA, scale=SELU_SCALE)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "SELU"}
 
     def __repr__(self):
         return "SELU()"
@@ -387,27 +456,39 @@ class Dropout(Layer):
     """Inverted dropout: out = x · m / (1 − p) while training, m ~ Bernoulli(1 − p); out = x at evaluation.
 
     dx = dout · m / (1 − p). ``fix_mask`` pins a mask (and applies it at evaluation too), which the
-    gradient check uses.
+    gradient check uses. ``Dropout(0.2)`` waits for its network's backend and generator;
+    ``Dropout(backend, 0.2)`` is placed at once.
 
     Parameters
     ----------
-    backend : Backend
-        The backend whose arrays the layer computes on; ``xp`` is its namespace.
+    backend : Backend or float, optional
+        The backend to place the layer on now, or (``Dropout(0.2)``) the probability itself.
     p : float
         The probability of dropping a unit, in [0, 1).
     random : DeviceRandom, optional
         The seeded device generator the masks are drawn from (no host transfer per step, and its
-        state resumes exactly); default one of ``backend``'s seeded with 0.
+        state resumes exactly); default the network's generator, or one of ``backend``'s seeded with 0.
     """
 
-    def __init__(self, backend: Backend, p: float, random: Any = None) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend | float | None = None, p: float | None = None, random: Any = None) -> None:
+        if p is None and not isinstance(backend, Backend):
+            backend, p = None, backend  # Dropout(0.2): the probability alone
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise InputError(f"dropout probability {p!r} must be in [0, 1), e.g. --dropout 0.2 (0 turns it off)")
         self.p = float(p)
-        self.random = random if random is not None else backend.device_random(0)
+        self.random = random
         self.mask: Array = None  # m / (1 − p) of the last training forward
         self.fixed: Array = None
+        super().__init__()
+        if backend is not None:
+            self.place(backend, random=random)
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        if self.random is None:
+            self.random = random if random is not None else self.backend.device_random(0)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "p": self.p}
 
     def fix_mask(self, keep: Array) -> None:
         """Use this boolean mask for every forward (train or not) from now on."""
@@ -445,16 +526,16 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 }
 
 
-def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
-    """A new activation layer by name on ``backend``.
+def get_activation(name: str, backend: Backend | None = None, **kwargs: Any) -> Layer:
+    """A new activation layer by name on ``backend`` (or unplaced, without one).
 
     Parameters
     ----------
     name : str
         ``"relu"``, ``"leaky_relu"`` (``"leaky_relu:0.1"`` sets the slope), ``"sigmoid"``, ``"tanh"``,
         ``"swish"``/``"silu"``, ``"selu"``, ``"elu"``, ``"gelu"``.
-    backend : Backend
-        The backend the layer computes on.
+    backend : Backend, optional
+        The backend to place the layer on; without one the network places it when built.
     **kwargs
         Passed to the layer (e.g. ``inplace=True`` for ReLU).
 
@@ -478,3 +559,56 @@ def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
     if key not in ACTIVATIONS:
         raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key](backend, **kwargs)
+
+
+#: Every layer class by the name ``Layer.config()`` records.
+LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Linear, Dropout, *ACTIVATIONS.values())}
+
+
+def layer_from_config(config: dict[str, Any]) -> Layer:
+    """A new, unplaced layer from ``Layer.config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"type": class name, **constructor arguments}`` as ``Layer.config()`` writes it; only
+        the classes of :data:`LAYER_TYPES` are built.
+
+    Returns
+    -------
+    Layer
+        The layer, without a backend.
+
+    Raises
+    ------
+    InputError
+        If the dict names no known layer type or holds arguments that type does not take.
+    """
+    if not isinstance(config, dict) or config.get("type") not in LAYER_TYPES:
+        raise InputError(f"unknown layer {config!r}; a layer config names one of: {', '.join(LAYER_TYPES)}")
+    args = {k: v for k, v in config.items() if k != "type"}
+    try:
+        return LAYER_TYPES[config["type"]](**args)
+    except TypeError as exc:
+        raise InputError(f"bad layer config {config!r} ({exc}); it was not written by xpmlp") from None
+
+
+def activation_name(layer: Layer) -> str:
+    """The name ``get_activation`` takes for an activation layer.
+
+    Parameters
+    ----------
+    layer : Layer
+        An activation layer.
+
+    Returns
+    -------
+    str
+        Its name (``"tanh"``; ``"leaky_relu:0.2"`` keeps a slope other than 0.01).
+    """
+    for name, cls in ACTIVATIONS.items():
+        if type(layer) is cls:
+            if isinstance(layer, LeakyReLU) and layer.slope != 0.01:
+                return f"leaky_relu:{layer.slope:g}"
+            return name
+    return type(layer).__name__.lower()

@@ -56,6 +56,7 @@ from .backend import FLOAT_DTYPES, Backend, available_specs, check_dtype, get_ba
 from .errors import InputError
 from .io import atomic_write_json
 from .model import MLP
+from .network import activation_label, activation_list, normalize_activation
 from .optim import make_optimizer
 
 #: Relative tolerance by dtype and by whether the backend runs on a GPU (see the module docstring).
@@ -93,7 +94,7 @@ class ParitySettings:
     """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
-    activation: str = "relu"
+    activation: str | tuple[str, ...] = "relu"  # one name, or one per hidden layer
     steps: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -177,7 +178,8 @@ def train_trace(backend: Backend, data: dict[str, np.ndarray], cfg: ParitySettin
     """
     with backend.context():
         xp = backend.xp
-        model = MLP(cfg.sizes, cfg.activation, backend=backend, dtype=backend.dtype, seed=cfg.seed)
+        activation = list(cfg.activation) if isinstance(cfg.activation, tuple) else cfg.activation
+        model = MLP(cfg.sizes, activation, backend=backend, dtype=backend.dtype, seed=cfg.seed)
         opt = make_optimizer("sgd", cfg.lr, backend=model.backend)
         X, y = backend.asarray(data["x"]), backend.asarray(data["y"])
         curve: list[np.ndarray] = []
@@ -232,6 +234,7 @@ def _check_settings(cfg: ParitySettings) -> None:
         raise InputError(f"seed must be an integer >= 0, got {cfg.seed}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise InputError(f"learning rate {cfg.lr} must be a positive finite number, e.g. 0.1")
+    activation_list(list(cfg.activation) if isinstance(cfg.activation, tuple) else cfg.activation, len(sizes) - 2)
 
 
 def resolve(specs: Sequence[str] | None, dtypes: Sequence[str]) -> tuple[list[Backend], list[str]]:
@@ -266,7 +269,7 @@ def resolve(specs: Sequence[str] | None, dtypes: Sequence[str]) -> tuple[list[Ba
 def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("float64", "float32"),
                steps: int = 200, *, batch_size: int = 128, sizes: Sequence[int] = DEFAULT_SIZES,
                seed: int = 0, lr: float = 0.1, samples: int = 2048, test_samples: int = 512,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               activation: str | Sequence[str] = "relu", log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on each backend in ``specs`` (default: every usable one) and compare with NumPy.
 
     Parameters
@@ -289,6 +292,8 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
         Synthetic training samples.
     test_samples : int, default 512
         Held-out samples on which the predictions are compared.
+    activation : str or list of str, default "relu"
+        The hidden layers' activation: one name, or one per hidden layer.
     log : callable, optional
         Called with one line per finished run.
 
@@ -304,7 +309,9 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
     DeviceError, InputError
         Bad specs, dtypes or settings (before any training).
     """
-    cfg = ParitySettings(tuple(int(s) for s in sizes), "relu", int(steps), int(batch_size), float(lr),
+    activation = normalize_activation(activation)
+    cfg = ParitySettings(tuple(int(s) for s in sizes), tuple(activation) if isinstance(activation, list)
+                         else activation, int(steps), int(batch_size), float(lr),
                          int(seed), int(samples), int(test_samples))
     _check_settings(cfg)
     backends, names = resolve(specs, dtypes)
@@ -324,7 +331,8 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
             row["ok"] = bool(row["max_rel_dw"] <= row["tolerance"] and row["max_rel_dloss"] <= row["tolerance"])
             rows.append(row)
     failed = [f"{r['device']}/{r['dtype']}" for r in rows if not r["ok"]]
-    settings = dict(asdict(cfg), sizes=list(cfg.sizes), optimizer="sgd", reference=REFERENCE)
+    settings = dict(asdict(cfg), sizes=list(cfg.sizes), optimizer="sgd", reference=REFERENCE,
+                    activation=normalize_activation(cfg.activation))
     return {"settings": settings, "reference": reference, "rows": rows, "failed": failed, "ok": not failed}
 
 
@@ -346,7 +354,8 @@ def format_table(result: dict[str, Any]) -> str:
         The table, as ``xpmlp parity`` prints it.
     """
     s = result["settings"]
-    head = (f"parity against NumPy ({s['reference']}): {'-'.join(map(str, s['sizes']))} {s['activation']}, "
+    net = f"{'-'.join(map(str, s['sizes']))} {activation_label(s['activation'])}"
+    head = (f"parity against NumPy ({s['reference']}): {net}, "
             f"{s['steps']} SGD steps (lr {s['lr']:g}, batch {s['batch_size']}), seed {s['seed']}")
     cols = ("device", "dtype", "max|dW|", "rel dW", "max|dloss|", "rel dloss", "agree", "tol", "result")
     table = [cols] + [(r["device"], r["dtype"], _fmt(r["max_abs_dw"]), _fmt(r["max_rel_dw"]),

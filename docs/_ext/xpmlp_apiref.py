@@ -17,7 +17,9 @@ from typing import Any
 API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.model": ("MLP", "Sequential"),
     "xpmlp.layers": ("Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Swish", "ELU", "SELU", "GELU",
-                     "Dropout", "get_activation", "init_std"),
+                     "Dropout", "get_activation", "init_std", "layer_from_config", "activation_name"),
+    "xpmlp.network": ("LayerStack", "check_stack", "hidden_activations", "activation_list", "normalize_activation",
+                      "activation_label"),
     "xpmlp.losses": None,
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,
@@ -36,11 +38,13 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.parity": ("run_parity", "ParitySettings", "Trace", "train_trace", "tolerance", "format_table",
                      "TOLERANCES"),
     "xpmlp.checkpoint": ("save", "load"),
+    "xpmlp.runs": ("train_run", "load_model", "make_config"),
     "xpmlp.errors": None,
 }
 
 TITLES = {
-    "xpmlp.model": "Models", "xpmlp.layers": "Layers", "xpmlp.losses": "Losses",
+    "xpmlp.model": "Models", "xpmlp.layers": "Layers", "xpmlp.network": "Layer stacks",
+    "xpmlp.runs": "Run folders", "xpmlp.losses": "Losses",
     "xpmlp.train": "Training", "xpmlp.optim": "Optimizers", "xpmlp.schedules": "Learning-rate schedules",
     "xpmlp.callbacks": "Callbacks", "xpmlp.backend": "Backends", "xpmlp.data": "Data sets",
     "xpmlp.estimator": "scikit-learn estimator", "xpmlp.plots": "Plots", "xpmlp.studies": "Studies",

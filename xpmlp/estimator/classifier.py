@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backend import Backend, backend_unavailable, get_backend
-from ..layers import Dropout
+from ..layers import Dropout, Linear
 from ..model import MLP
 from .arrays import backend_of, check_same_namespace, device_copy, host, is_on_device, on_backend, sample_weights
 from .loop import FitData, StochasticLoop, class_indices, make_solver
@@ -61,13 +61,20 @@ def _layer_property(kind: str, doc: str) -> property:
 def build_model(backend: Backend, arch: dict[str, Any]) -> MLP:
     """xpmlp's MLP for the estimator's architecture (sizes, activation, dropout and its seed).
 
-    ``activation='identity'`` keeps the Linear (and Dropout) layers only.
+    ``activation`` is one name or one per hidden layer; ``'identity'`` keeps that layer's Linear
+    (and Dropout) only.
     """
-    identity = arch["activation"] == "identity"
-    model = MLP(arch["sizes"], "relu" if identity else arch["activation"], backend=backend, dtype=backend.dtype,
-                seed=arch["seed"], dropout=arch["dropout"])
-    if identity:
-        model.net.layers = [layer for layer in model.net.layers if layer.params or isinstance(layer, Dropout)]
+    n_hidden = len(arch["sizes"]) - 2
+    names = arch["activation"] if isinstance(arch["activation"], list) else [arch["activation"]] * n_hidden
+    model = MLP(arch["sizes"], [n if n != "identity" else "relu" for n in names] or "relu", backend=backend,
+                dtype=backend.dtype, seed=arch["seed"], dropout=arch["dropout"])
+    if "identity" in names:
+        kept, hidden = [], -1
+        for layer in model.net.layers:
+            hidden += isinstance(layer, Linear)
+            if layer.params or isinstance(layer, Dropout) or names[hidden] != "identity":
+                kept.append(layer)
+        model.net.layers = kept
     return model
 
 

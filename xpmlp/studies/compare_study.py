@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import checkpoint, plots
 from ..errors import InputError
+from ..network import activation_label, normalize_activation
 from ..runfolder import check_out
 from ..settings import DEFAULTS
 from .checks import check_block, check_setting, make_configs, show
@@ -61,17 +62,25 @@ PRESET_NOTES: dict[str, str] = {
 MAX_ACTIVATIONS = 100
 
 
-def _check_activations(activations: Any) -> list[str]:
+def _check_activations(activations: Any) -> list[Any]:
+    """The entries to compare: each a name, or a per-hidden-layer list of names (a whole network)."""
     if not isinstance(activations, list) or not activations:
         raise InputError(f"give at least one activation, e.g. --activations relu tanh; got {show(activations)}")
     if len(activations) > MAX_ACTIVATIONS:
         raise InputError(f"{len(activations)} activations (at most {MAX_ACTIVATIONS}); compare fewer at once")
+    activations = [normalize_activation(a) for a in activations]
     for a in activations:
         check_setting("activation", a, "activations")
-    twice = sorted({a for a in activations if activations.count(a) > 1})
+    labels = [activation_label(a) for a in activations]
+    twice = sorted({a for a in labels if labels.count(a) > 1})
     if twice:
         raise InputError(f"activations: {', '.join(twice)} listed more than once; list each once")
     return activations
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A run's activation as its table entry, legend and file name (``tanh+relu`` for a per-layer list)."""
+    return activation_label(row["config"]["activation"])
 
 
 def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Log = print,
@@ -120,7 +129,7 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Lo
     done = finished(rows)
     grids = _plots(done, out)
     header = ["activation", "final loss", "best val acc", "final val acc", "test acc", "train s"]
-    table = [[r["config"]["activation"], fmt(r["metrics"]["final_loss"], ".6f"),
+    table = [[_label(r), fmt(r["metrics"]["final_loss"], ".6f"),
               fmt(r["metrics"]["best_val_acc"]), fmt(r["metrics"]["final_val_acc"]),
               fmt(r["metrics"]["test_acc"]), fmt(r["metrics"]["train_seconds"], ".1f")] for r in done]
     if table:
@@ -154,14 +163,14 @@ def _lesson(note: str | None, done: list[dict[str, Any]]) -> list[str]:
                     key=lambda r: r["metrics"]["test_acc"])
     if ranked:
         lines += ["Measured here (test accuracy, lowest first): "
-                  + " < ".join(f"{r['config']['activation']} {fmt(r['metrics']['test_acc'])}" for r in ranked)
+                  + " < ".join(f"{_label(r)} {fmt(r['metrics']['test_acc'])}" for r in ranked)
                   + ".", ""]
     return lines
 
 
 def _plots(done: list[dict[str, Any]], out: Path) -> dict[str, str]:
     """Loss and accuracy curves of the finished runs and their first-layer weight grids; {activation: file}."""
-    curves = histories({r["config"]["activation"]: r["run_dir"] for r in done})
+    curves = histories({_label(r): r["run_dir"] for r in done})
     if curves:
         plots.plot_loss(curves, inside(out, "loss.png"), title="Training loss per activation")
         plots.plot_accuracy(curves, inside(out, "accuracy.png"), title="Accuracy per activation")
@@ -169,7 +178,7 @@ def _plots(done: list[dict[str, Any]], out: Path) -> dict[str, str]:
     for r in done:
         if not (Path(r["run_dir"]) / "checkpoint.npz").is_file():
             continue
-        activation = r["config"]["activation"]
+        activation = _label(r)
         tree = checkpoint.load(Path(r["run_dir"]) / "checkpoint.npz")
         path = inside(out, f"W1_{safe_name(activation)}.png")
         plots.weight_grid(tree["model"]["W1"], tuple(tree["data"]["image_shape"]), path,
