@@ -12,7 +12,7 @@ from test_studies import QUICK, write_idx_dataset
 from xpmlp import checkpoint as ckpt
 from xpmlp import runs, studies
 from xpmlp.cli import main
-from xpmlp.errors import InputError
+from xpmlp.errors import CheckpointError, InputError
 from xpmlp.layers import Dropout, Linear, ReLU, Tanh
 from xpmlp.model import MLP, Sequential
 
@@ -87,6 +87,31 @@ def test_a_model_whose_widths_do_not_fit_the_data_is_refused(tmp_path, data_dir)
     net = Sequential([Linear(100, 8), ReLU(), Linear(8, 10)], backend="cpu")
     with pytest.raises(InputError, match="takes 100 inputs .* has 784"):
         runs.train_run(run_cfg(data_dir), tmp_path / "x", log=None, model=net)
+
+
+def _altered(layer_run: Path, tmp_path: Path, change) -> Path:
+    tree = ckpt.load(layer_run / "checkpoint.npz")
+    change(tree)
+    return ckpt.save(tmp_path / "altered.npz", tree)
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda t: t["model_config"]["layers"].__setitem__(1, {"type": "os.system", "command": "rm -rf /"}),
+     "unknown layer"),
+    (lambda t: t["model_config"]["layers"].__setitem__(0, {"type": "Linear", "in_features": 10**7,
+                                                           "out_features": 10**7}), "cannot be rebuilt"),
+    (lambda t: t["model_config"].__setitem__("layers", "Linear"), "not a list"),
+    (lambda t: t["model_config"].__setitem__("sizes", [784, 10**6, 16, 10]), "do not have the shapes"),
+    (lambda t: t["model_config"]["layers"][3].update(out_features=17), "cannot be rebuilt"),
+])
+def test_an_altered_layer_network_checkpoint_is_refused_before_anything_is_built(layer_run, tmp_path, change,
+                                                                                   words):
+    path = _altered(layer_run, tmp_path, change)
+    for load in (lambda: runs.load_model(path, "cpu"),
+                 lambda: runs.train_run(dict(ckpt.load(path)["config"]), tmp_path / "r", resume=path, log=None)):
+        with pytest.raises(CheckpointError) as info:
+            load()
+        assert words in str(info.value) and "\n" not in str(info.value)
 
 
 # -- old checkpoints, the CLI ---------------------------------------------------------------------------

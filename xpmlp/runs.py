@@ -23,8 +23,9 @@ from .backend import FLOAT_DTYPES, get_backend
 from .data import check_fingerprint, prepare, resolve_root
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
+from .layers import layer_from_config
 from .model import MLP
-from .network import activation_label, normalize_activation
+from .network import activation_label, check_stack, normalize_activation
 from .runfolder import RunFolder
 from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate
@@ -158,9 +159,31 @@ def load_model(path: str | Path, device: str = "auto", weights: str = "last") ->
     config = checked_model_config(path, tree["model_config"])
     state = tree["best" if weights == "best" else "model"]
     _check_weights(path, config, state)
-    model = MLP.from_config(config, get_backend(device, config["dtype"]))
+    model = _rebuild(path, config, state, get_backend(device, config["dtype"]))
     model.load_state_dict(state)
     return model, tree
+
+
+def _rebuild(path: str | Path, config: dict[str, Any], state: dict[str, Any], backend: Any) -> MLP:
+    """The checkpoint's network (weights of its seed), after checking its weights' shapes against its
+    sizes, so that an altered file cannot make it allocate more than the file holds."""
+    sizes = config["sizes"]
+    expected = {f"W{i}": (a, b) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1)}
+    if any(tuple(getattr(state.get(k), "shape", ())) != shape for k, shape in expected.items()):
+        raise CheckpointError(f"{path}: the checkpoint's weights do not have the shapes of its layer sizes "
+                              f"{sizes}; the file was altered or damaged: use another checkpoint")
+    try:
+        layers = config.get("layers")
+        if layers is not None:  # a network of layers: its widths, before anything is allocated
+            if not isinstance(layers, list):
+                raise InputError(f"its layers are a {type(layers).__name__}, not a list")
+            widths = check_stack([layer_from_config(c) for c in layers], allow_stacked_activations=True)
+            if widths != sizes:
+                raise InputError(f"its layers give sizes {widths}, not its recorded {sizes}")
+        return MLP.from_config(config, backend)
+    except InputError as exc:
+        raise CheckpointError(f"{path}: the checkpoint's network cannot be rebuilt ({exc}); the file was altered "
+                              "or damaged: use another checkpoint") from None
 
 
 def resume_settings(given: dict[str, Any], saved: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
@@ -317,8 +340,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     if cfg.get("data_dir") is not None:
         cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
     if model is None and state is not None and "layers" in state.get("model_config", {}):
-        model = MLP.from_config(checked_model_config(resume, state["model_config"]),
-                                get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
+        model = _rebuild(resume, checked_model_config(resume, state["model_config"]), state.get("model", {}),
+                         get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
     if model is not None:
         cfg = _config_of_model(cfg, model)
     backend = model.backend if model is not None else get_backend(cfg["device"], cfg["dtype"])
