@@ -25,6 +25,35 @@ from .errors import InputError
 Array = Any
 
 
+class _Unplaced:
+    """A layer's ``xp`` and parameters until it is placed: any use says what to do, in one line."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    def _refuse(self, *_: Any) -> Any:
+        raise InputError(f"{self.layer!r} is not on a backend yet; build it into a network "
+                         "(Sequential([...], backend='cpu')) or make it with one (e.g. Linear(784, 500, backend))")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe for these: not a use
+            raise AttributeError(name)
+        return self._refuse()
+
+    __getitem__ = _refuse
+
+
+class _UnplacedParams(dict):
+    """The (empty) parameters of a layer not yet placed: asking for one says what to do."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def __missing__(self, key: str) -> Any:
+        return _Unplaced(self.layer)._refuse()
+
+
 class Layer:
     """Base class of the layers: the contract of the module docstring.
 
@@ -48,7 +77,8 @@ class Layer:
 
     def __init__(self, backend: Backend | None = None) -> None:
         self.backend: Backend | None = None
-        self.xp: Any = None
+        self.xp: Any = _Unplaced(self)
+        self.ops: Any = self.xp  # the backend's fast paths (relu_, mask_, ...), once placed
         self.params = {}
         self.grads = {}
         if backend is not None:
@@ -82,7 +112,7 @@ class Layer:
         if self.backend is not None and self.backend is not backend:
             raise InputError(f"{self!r} already lives on {self.backend.spec}; build a new layer for each network")
         first = self.backend is None
-        self.backend, self.xp = backend, backend.xp
+        self.backend, self.xp, self.ops = backend, backend.xp, backend
         if first:
             self._on_place(rng, random)
         return self
@@ -216,6 +246,7 @@ class Linear(Layer):
         self.weight_update: Callable[[Array, Array, Array], None] | None = None
         self.x: Array = None
         super().__init__()
+        self.params = _UnplacedParams(self)
         if backend is not None:
             self.place(backend, rng=rng)
 
@@ -279,13 +310,13 @@ class ReLU(Layer):
 
     def forward(self, x, train=True):
         # the plain path copies first, so both paths give the backend's one ReLU (see backend.base)
-        out = self.backend.relu_(x if self.inplace else x * 1.0)
+        out = self.ops.relu_(x if self.inplace else x * 1.0)
         if train:
             self.out = out
         return out
 
     def backward(self, dout):
-        return self.backend.mask_(dout if self.inplace else dout * 1.0, self.out > 0)
+        return self.ops.mask_(dout if self.inplace else dout * 1.0, self.out > 0)
 
 
 class LeakyReLU(Layer):
@@ -476,7 +507,7 @@ class Dropout(Layer):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise InputError(f"dropout probability {p!r} must be in [0, 1), e.g. --dropout 0.2 (0 turns it off)")
         self.p = float(p)
-        self.random = random
+        self.random = random if random is not None else _Unplaced(self)
         self.mask: Array = None  # m / (1 − p) of the last training forward
         self.fixed: Array = None
         super().__init__()
@@ -484,7 +515,7 @@ class Dropout(Layer):
             self.place(backend, random=random)
 
     def _on_place(self, rng: Any, random: Any) -> None:
-        if self.random is None:
+        if isinstance(self.random, _Unplaced):
             self.random = random if random is not None else self.backend.device_random(0)
 
     def config(self) -> dict[str, Any]:
