@@ -22,7 +22,7 @@ from ..data.preprocess import PREPROCESS_METHODS
 from ..data.registry import canonical_name
 from ..errors import InputError, XpmlpError
 from ..layers import Dropout, init_std
-from ..network import activation_list
+from ..network import activation_label, activation_list
 from ..optim import make_optimizer
 from ..runs import make_config, train_config
 from ..schedules import parse_schedule
@@ -186,7 +186,7 @@ def describe(combo: dict[str, Any], limit: int = 100) -> str:
     """`` (lr 0.05, hidden [8])``: what sets one configuration apart, cut to ``limit`` characters."""
     if not combo:
         return ""
-    text = ", ".join(f"{k} {v}" for k, v in combo.items())
+    text = ", ".join(f"{k} {activation_label(v) if k == 'activation' else v}" for k, v in combo.items())
     return f" ({text if len(text) <= limit else text[:limit - 3] + '...'})"
 
 
