@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test train data lint gradcheck bench clean
+.PHONY: venv docs-venv test train data lint gradcheck bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+docs-venv: $(DOCS_STAMP)
 
 # The whole test suite (numpy, array-api-strict, and torch when installed; cupy with a GPU).
 test: venv
@@ -34,5 +41,11 @@ gradcheck: venv
 	$(PY) -m xpmlp gradcheck --device cpu
 	$(PY) -m xpmlp gradcheck --device strict
 
+# The documentation site: warnings are errors, the gallery's examples run, internal links are checked.
+# Open docs/_build/html/index.html in a browser (no server needed).
+docs: docs-venv data
+	PYTHONPATH=$(CURDIR) $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_links.py docs/_build/html
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info docs/_build docs/api/xpmlp.*.rst docs/auto_examples

@@ -55,10 +55,11 @@ def test_run_all_passes_on_every_backend(backend):
     assert names[2:2 + len(activations)] == activations
     assert len([n for n in names if n.startswith("MLP[6, 8, 7, 4] ") and "dropout" not in n]) == len(activations)
     assert names[2 + len(activations)] == "dropout (fixed mask)"
-    assert names[-3:] == ["MLP[6, 8, 7, 4] tanh + dropout 0.3 (fixed masks) + L2",
+    assert names[-4:] == ["MLP[6, 8, 7, 5, 4] tanh+relu+sigmoid + L2",  # one activation per hidden layer
+                          "MLP[6, 8, 7, 4] tanh + dropout 0.3 (fixed masks) + L2",
                           "MLP[16, 8, 4] tanh on an augmented batch (flip, shift:1) + L2",
                           "fused momentum step vs unfused update (3 steps)"]
-    assert len(rows) == 6 + 2 * len(activations)
+    assert len(rows) == 7 + 2 * len(activations)
     for r in rows:
         assert "direction" in r["errors"] or r["check"].startswith("fused")  # the fused row compares updates
         assert r["max_error"] == max(r["errors"].values())

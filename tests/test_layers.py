@@ -22,6 +22,7 @@ from xpmlp.layers import (
     ELU,
     GELU,
     SELU,
+    Dropout,
     LeakyReLU,
     Linear,
     ReLU,
@@ -398,12 +399,19 @@ def test_linear_sizes_must_be_positive(sizes):
         Linear(*sizes, CPU, rng=np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("not_a_backend", [None, "cpu", np])
+@pytest.mark.parametrize("not_a_backend", ["cpu", np])
 def test_layers_need_a_backend_object(not_a_backend):
     with pytest.raises(InputError, match="Backend"):
         Linear(3, 2, not_a_backend)
     with pytest.raises(InputError, match="Backend"):
         ReLU(not_a_backend)
+
+
+@pytest.mark.parametrize("layer", [Linear(3, 2), ReLU(), Dropout(0.2), Tanh()], ids=repr)
+def test_a_layer_without_a_backend_says_how_to_place_it_when_used(layer):
+    assert layer.backend is None
+    with pytest.raises(InputError, match="not on a backend yet.*Sequential"):
+        layer.forward(np.ones((2, 3)))
 
 
 def test_linear_default_rng_is_seed_zero():

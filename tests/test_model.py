@@ -11,7 +11,8 @@ import pytest
 from xpmlp.backend import available_specs, get_backend
 from xpmlp.errors import InputError
 from xpmlp.layers import Linear, ReLU, Sigmoid, Tanh
-from xpmlp.model import MLP, Sequential
+from xpmlp.model import MLP
+from xpmlp.network import LayerStack
 
 # -- a plain NumPy reference MLP --------------------------------------------------------------------
 
@@ -190,10 +191,10 @@ def test_leaky_relu_kwargs_reach_the_layers():
     assert model.config()["activation_kwargs"] == {"slope": 0.2}
 
 
-def test_sequential_names_and_set_param():
+def test_layer_stack_names_and_set_param():
     backend = get_backend("cpu", "float64")
     rng = backend.rng(0)
-    seq = Sequential([Linear(3, 2, backend, rng=rng), Tanh(backend), Linear(2, 2, backend, rng=rng)])
+    seq = LayerStack([Linear(3, 2, backend, rng=rng), Tanh(backend), Linear(2, 2, backend, rng=rng)])
     assert list(seq.params) == ["W1", "b1", "W2", "b2"]
     seq.set_param("b2", backend.asarray([1.0, 2.0]))
     np.testing.assert_array_equal(seq.layers[2].params["b"], [1.0, 2.0])
@@ -254,9 +255,10 @@ def test_summary_lists_the_parameter_count():
     assert expected == 648010
     assert model.num_params() == 648010
     text = model.summary()
-    total = [line for line in text.splitlines() if line.startswith("total")]
+    total = [line for line in text.splitlines() if line.startswith("total params:")]
     assert len(total) == 1
-    assert total[0].split()[-1].replace(",", "") == "648010"
+    assert total[0].split()[2].replace(",", "") == "648010"
+    assert "hidden activations: sigmoid, sigmoid" in text
     assert "392,500" in text and "250,500" in text and "5,010" in text  # per Linear layer
     assert "Linear(784, 500" in text and "Sigmoid()" in text
     assert "cpu" in text

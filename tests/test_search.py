@@ -168,3 +168,16 @@ def test_without_optuna_a_search_says_what_to_install_and_grids_still_run(tmp_pa
     grid = {"dataset": "mnist", "base": {**BASE, "epochs": 1}, "grid": {"lr": [0.05]}}
     results = studies.sweep(grid, tmp_path / "grid", overrides={"data_dir": str(data_dir)}, log=quiet)
     assert results["status"] == "complete" and len(results["ranking"]) == 1
+
+
+def test_a_space_may_mix_an_activation_name_and_a_per_layer_list(tmp_path, data_dir):
+    pytest.importorskip("optuna")
+    spec = search_spec(trials=4, search="random", prune="none",
+                       space={"activation": {"choices": ["relu", ["tanh", "relu"]]}})
+    spec["base"] = {**spec["base"], "hidden": [8, 8]}
+    results = studies.sweep(spec, tmp_path / "s", overrides={"data_dir": str(data_dir), "epochs": 1}, log=quiet)
+    tried = {json.dumps(r["config"]["activation"]) for r in results["ranking"]}
+    assert tried <= {'"relu"', '["tanh", "relu"]'} and len(results["ranking"]) == 4
+    assert '["tanh", "relu"]' in tried  # 4 random draws of 2 choices: seeded, so this draw is fixed
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "activation tanh+relu" in report and "['tanh'" not in report

@@ -260,7 +260,7 @@ def test_a_bad_compare_setting_fails_before_any_run(tmp_path, data_dir, monkeypa
     monkeypatch.setattr(execute, "train_run", lambda *a, **k: pytest.fail("a run started"))
     for activations, words in ((["relu", "nope"], "configuration 2 of 2 (activation nope): unknown activation"),
                                (["relu", "relu"], "listed more than once"), ([], "at least one activation"),
-                               ("relu", "at least one activation"), ([5], "activation must be a string")):
+                               ("relu", "at least one activation"), ([5], "must be a name or a list of names")):
         with pytest.raises(InputError) as exc:
             studies.compare({**BASE, "data_dir": str(data_dir), "activations": activations}, tmp_path / "c", log=quiet)
         assert words in one_line_error(exc)

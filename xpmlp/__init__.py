@@ -2,7 +2,8 @@
 
 ``from xpmlp import MLPClassifier`` gives the scikit-learn estimator (``pip install 'xpmlp[sklearn]'``);
 it is imported on first use, so ``import xpmlp`` works without scikit-learn. ``Backend``,
-``get_backend`` and ``to_numpy`` load NumPy and the backends on first use too, so that the
+``get_backend``, ``to_numpy``, the models (``MLP``, ``Sequential``), the layers and ``Trainer`` load
+NumPy and the backends on first use too, so that the
 command's entry point (:mod:`xpmlp.entry`) starts before any heavy import and can catch a Ctrl-C.
 """
 
@@ -19,14 +20,17 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "get_backend", "to_numpy",
+    "Backend", "get_backend", "to_numpy", "MLP", "Sequential", "Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid",
+    "Dropout", "Trainer", "TrainConfig",
     "XpmlpError", "DeviceError", "InputError", "DataError", "DivergenceError", "CheckpointError",
     "__version__",
 ]
 
 
 #: The exports loaded on first use, and their modules.
-_LAZY = {"Backend": "backend", "get_backend": "backend", "to_numpy": "backend", "MLPClassifier": "estimator"}
+_LAZY = {"Backend": "backend", "get_backend": "backend", "to_numpy": "backend", "MLPClassifier": "estimator",
+         "MLP": "model", "Sequential": "model", "Trainer": "train", "TrainConfig": "train",
+         **{name: "layers" for name in ("Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout")}}
 
 
 def __getattr__(name: str) -> Any:

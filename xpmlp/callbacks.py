@@ -67,6 +67,23 @@ def extra_callbacks(*callbacks: Callback) -> Iterator[None]:
 
     How code that builds its own trainer (``runs.train_run``) gets a study's callbacks (an Optuna
     pruner, the Dask engine's stop watcher) without passing them through every call.
+
+    Parameters
+    ----------
+    *callbacks : Callback
+        The callbacks to add, after the trainer's own.
+
+    Yields
+    ------
+    None
+        A context manager: the callbacks apply until the block ends.
+
+    Examples
+    --------
+    >>> from xpmlp.callbacks import Callback, ambient_callbacks, extra_callbacks
+    >>> with extra_callbacks(Callback()):
+    ...     len(ambient_callbacks())
+    1
     """
     token = _EXTRA.set(_EXTRA.get() + tuple(callbacks))
     try:
@@ -85,6 +102,16 @@ class EarlyStopping(Callback):
 
     The trainer keeps the best weights and counts the evaluations without improvement
     (``trainer.bad_evals``, saved in checkpoints); this callback decides when that is enough.
+    ``TrainConfig(early_stopping=PATIENCE)`` adds one.
+
+    Parameters
+    ----------
+    patience : int
+        Evaluations without improvement before training stops.
+    metric : {"val_acc", "val_loss"}, default "val_acc"
+        What is watched (named in the stop message).
+    restore_best : bool, default True
+        Put the best weights back into the model when training ends.
     """
 
     def __init__(self, patience: int, metric: str = "val_acc", restore_best: bool = True) -> None:
@@ -106,7 +133,10 @@ class EarlyStopping(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar of the steps; while it shows, the trainer's log lines are written above it."""
+    """A tqdm bar of the steps; while it shows, the trainer's log lines are written above it.
+
+    The trainer adds one when ``progress="bar"``, or ``"auto"`` on an interactive terminal.
+    """
 
     def __init__(self) -> None:
         self.bar: Any = None
@@ -146,8 +176,16 @@ def wants_bar(progress: str) -> bool:
 
 
 class CheckpointCallback(Callback):
-    """The trainer's ``on_checkpoint(trainer)`` as a callback: called at every evaluation point and
-    once more when a Ctrl-C (or ``request_interrupt``) stopped the run cleanly."""
+    """The trainer's ``on_checkpoint(trainer)`` as a callback.
+
+    Called at every evaluation point and once more when a Ctrl-C (or ``request_interrupt``)
+    stopped the run cleanly.
+
+    Parameters
+    ----------
+    on_checkpoint : callable
+        ``on_checkpoint(trainer)``, which writes the checkpoint.
+    """
 
     def __init__(self, on_checkpoint: Callable[[Trainer], None]) -> None:
         self.on_checkpoint = on_checkpoint

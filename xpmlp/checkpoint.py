@@ -55,7 +55,20 @@ def unflatten(arrays: dict[str, np.ndarray], rest: dict[str, Any], prefix: str =
 
 
 def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
-    """Save a nested dict of host arrays and JSON-able values as one checkpoint, atomically."""
+    """Save a nested dict of host arrays and JSON-able values as one checkpoint, atomically.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` file to write (a temporary file in the same folder, then renamed).
+    tree : dict
+        Nested dicts of NumPy arrays and JSON-able values (what ``runs.trainer_state`` builds).
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     arrays, rest = flatten(tree)
     meta = {"format": FORMAT, "version": VERSION, "tree": rest}
     buf = io.BytesIO()
@@ -65,7 +78,23 @@ def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint written by ``save``; refuse truncated or foreign files with a clear message."""
+    """Load a checkpoint written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` file.
+
+    Returns
+    -------
+    dict
+        The nested dict that was saved, with NumPy arrays.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, truncated or foreign file, with a message naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; give the path of a run's checkpoint.npz")

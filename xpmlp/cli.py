@@ -91,8 +91,11 @@ def silence_stdout() -> None:
 
 def _run_name(cfg: dict[str, Any]) -> str:
     """A new folder name: readable, and unique even for two runs started in the same second."""
+    from .network import activation_label
+
     hidden = "-".join(str(h) for h in cfg["hidden"]) or "linear"
-    return f"{cfg['dataset']}-{hidden}-{cfg['activation']}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{cfg['dataset']}-{hidden}-{activation_label(cfg['activation'])}-{stamp}-{os.getpid()}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -169,6 +172,8 @@ def add_parity_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", default="200", help="SGD steps on each backend (default 200)")
     p.add_argument("--batch-size", default="128", help="minibatch size (default 128)")
     p.add_argument("--sizes", nargs="*", default=["64", "32", "32", "10"], help="layer widths (default 64 32 32 10)")
+    p.add_argument("--activation", nargs="+", default=["relu"],
+                   help="one activation for every hidden layer, or one per hidden layer (default relu)")
     p.add_argument("--seed", default="0", help="seed of the data, weights and batches (default 0)")
     p.add_argument("--out", default="parity.json", help="JSON result file (default ./parity.json; a folder gets "
                    "parity.json inside)")
@@ -182,7 +187,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     seed = _int_option("--seed", args.seed, 0)
     sizes = [_int_option("--sizes", s, 1) for s in args.sizes]
     out = check_out(args.out)  # before any training: a bad --out fails at once
-    result = run_parity(args.device, args.dtype, steps, batch_size=batch_size, sizes=sizes, seed=seed)
+    result = run_parity(args.device, args.dtype, steps, batch_size=batch_size, sizes=sizes, seed=seed,
+                        activation=args.activation)
     write_json(result, out)  # first, so a closed stdout cannot lose it
     print(format_table(result))
     print(f"wrote {out}")

@@ -1,7 +1,9 @@
 """Numerical gradient checks for layers and for the whole model + loss + L2 penalty.
 
-Each analytic gradient is compared with a central difference of fourth order,
-    f'(θ) ≈ (−f(θ+2h) + 8f(θ+h) − 8f(θ−h) + f(θ−2h)) / 12h,
+Each analytic gradient is compared with a central difference of fourth order::
+
+    f'(θ) ≈ (−f(θ+2h) + 8f(θ+h) − 8f(θ−h) + f(θ−2h)) / 12h
+
 whose truncation error is O(h⁴), so h = 1e-4 leaves both truncation and rounding
 far below the 1e-7 we ask for in float64. Small parameters are checked entry by
 entry; large ones on a random sample of entries, plus one random direction v over
@@ -21,6 +23,7 @@ from .backend import Backend, get_backend, host_rng
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, get_activation
 from .losses import softmax_cross_entropy
 from .model import MLP
+from .network import activation_label
 
 Array = Any
 STENCIL = ((2.0, -1.0), (1.0, 8.0), (-1.0, -8.0), (-2.0, 1.0))  # (offset in h, weight) over 12h
@@ -53,7 +56,24 @@ def _numeric_entry(f: Callable[[], float], p: Array, idx: tuple[int, ...], h: fl
 
 
 def relative_error(analytic: list[float], numeric: list[float]) -> float:
-    """max|a − n| / max(max|a|, max|n|); 0 when both are all zero."""
+    """max|a − n| / max(max|a|, max|n|); 0 when both are all zero.
+
+    Parameters
+    ----------
+    analytic, numeric : list of float
+        The same entries of a gradient, derived by hand and by finite differences.
+
+    Returns
+    -------
+    float
+        The largest difference relative to the larger of the two gradients' scales.
+
+    Examples
+    --------
+    >>> from xpmlp.gradcheck import relative_error
+    >>> relative_error([1.0, -2.0], [1.0, -2.0000001]) < 1e-7
+    True
+    """
     scale = max([abs(v) for v in analytic] + [abs(v) for v in numeric] + [0.0])
     if scale == 0.0:
         return 0.0
@@ -65,8 +85,30 @@ def check_arrays(f: Callable[[], float], arrays: dict[str, Array], grads: dict[s
     """Compare ``grads[k]`` with numeric derivatives of the scalar ``f()`` w.r.t. ``arrays[k]``.
 
     ``f`` must read the arrays (it is called after each entry is perturbed in place); all
-    arrays belong to ``backend``. Returns the relative error per name, plus ``"direction"``
-    for one random direction.
+    arrays belong to ``backend``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f() -> float``: the scalar whose gradient ``grads`` claims to be.
+    arrays : dict of str to array
+        The arrays ``f`` reads, perturbed in place entry by entry (and restored).
+    grads : dict of str to array
+        The analytic gradient of ``f`` with respect to each array, same names.
+    backend : Backend
+        The backend all the arrays belong to.
+    max_entries : int, default 200
+        Arrays with more entries are checked on a random sample of this many.
+    h : float, default 1e-4
+        The finite-difference step.
+    seed : int, default 0
+        Seed of the sampled entries and of the random direction.
+
+    Returns
+    -------
+    dict of str to float
+        The relative error (:func:`relative_error`) per name, plus ``"direction"`` for one random
+        direction over all arrays at once.
     """
     rng = host_rng(seed)  # host-side sampling only; the arrays stay on their device
     host_grads = {k: backend.to_numpy(g) for k, g in grads.items()}
@@ -98,7 +140,34 @@ def _direction_error(f: Callable[[], float], arrays: dict[str, Array], host_grad
 
 
 def check_layer(layer: Layer, x: Array, *, max_entries: int = 200, seed: int = 0) -> dict[str, float]:
-    """Check a layer's dx and parameter gradients with f(x) = Σ forward(x) ⊙ R for a fixed random R."""
+    """Check a layer's dx and parameter gradients with f(x) = Σ forward(x) ⊙ R for a fixed random R.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer, placed on a (float64) backend.
+    x : array
+        An input batch on the layer's backend (keep it away from kinks such as ReLU's 0).
+    max_entries : int, default 200
+        At most this many entries checked per array.
+    seed : int, default 0
+        Seed of R and of the sampled entries.
+
+    Returns
+    -------
+    dict of str to float
+        The relative error of ``"x"``, of each parameter, and of ``"direction"``.
+
+    Examples
+    --------
+    >>> from xpmlp.backend import get_backend
+    >>> from xpmlp.gradcheck import check_layer
+    >>> from xpmlp.layers import get_activation
+    >>> be = get_backend("cpu", dtype="float64")
+    >>> x = be.asarray([[0.5, -1.0, 2.0]], dtype="float64")
+    >>> max(check_layer(get_activation("tanh", be), x).values()) < 1e-7
+    True
+    """
     backend, xp = layer.backend, layer.xp
     with backend.context():
         out = layer.forward(x, train=True)
@@ -115,7 +184,28 @@ def check_layer(layer: Layer, x: Array, *, max_entries: int = 200, seed: int = 0
 
 def check_model(model: MLP, X: Array, y: Array, reg: float = 0.0, *, max_entries: int = 200,
                 seed: int = 0) -> dict[str, float]:
-    """Check every parameter gradient of ``model.loss`` (softmax CE + L2) on one batch."""
+    """Check every parameter gradient of ``model.loss`` (softmax CE + L2) on one batch.
+
+    Parameters
+    ----------
+    model : MLP or Sequential
+        The network (float64 for a meaningful check).
+    X : array
+        (N, features) input batch.
+    y : array
+        (N,) integer labels.
+    reg : float, default 0.0
+        L2 strength λ of the penalty checked with the loss.
+    max_entries : int, default 200
+        At most this many entries checked per parameter.
+    seed : int, default 0
+        Seed of the sampled entries and of the random direction.
+
+    Returns
+    -------
+    dict of str to float
+        The relative error per parameter (``W1``, ``b1``, ...) and of ``"direction"``.
+    """
     X, y = model.check_x(X), model.check_y(y, model.check_x(X).shape[0])
     _, grads = model.loss(X, y, reg, check=False)
     grads = {k: g * 1.0 for k, g in grads.items()}  # copies: the checks below rerun the model
@@ -127,7 +217,24 @@ def check_model(model: MLP, X: Array, y: Array, reg: float = 0.0, *, max_entries
 
 
 def check_loss(logits: Array, labels: Array, backend: Backend, *, seed: int = 0) -> dict[str, float]:
-    """Check dlogits of softmax_cross_entropy (arrays of ``backend``)."""
+    """Check dlogits of softmax_cross_entropy (arrays of ``backend``).
+
+    Parameters
+    ----------
+    logits : array
+        (N, C) scores on ``backend``.
+    labels : array
+        (N,) integer labels on ``backend``.
+    backend : Backend
+        The backend both arrays belong to.
+    seed : int, default 0
+        Seed of the random direction.
+
+    Returns
+    -------
+    dict of str to float
+        The relative error of ``"logits"`` and of ``"direction"``.
+    """
     with backend.context():
         _, dlogits = softmax_cross_entropy(logits, labels, backend.xp)
 
@@ -145,9 +252,23 @@ def _kink_free_input(backend: Backend, shape: tuple[int, int], seed: int) -> Arr
 
 
 def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) -> list[dict[str, Any]]:
-    """Gradient-check the loss, Linear, every activation and a small MLP per activation, in float64.
+    """Gradient-check the loss, Linear, every activation, a small MLP per activation and a mixed one, in float64.
 
-    Returns one row per check: ``{"check", "max_error", "errors"}``.
+    What ``xpmlp gradcheck`` runs and prints.
+
+    Parameters
+    ----------
+    spec : str or Backend, default "cpu"
+        The device to check on.
+    seed : int, default 0
+        Seed of the inputs, labels and sampled entries.
+    reg : float, default 1e-2
+        L2 strength used in the model checks.
+
+    Returns
+    -------
+    list of dict
+        One row per check: ``{"check": name, "max_error": float, "errors": {array: error}}``.
     """
     backend = get_backend(spec, "float64")
     rows = []
@@ -164,11 +285,12 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
     dropout = Dropout(backend, 0.3)
     dropout.fix_mask(backend.asarray(backend.rng(seed + 4).random((4, 6)) >= 0.3))
     rows.append(("dropout (fixed mask)", check_layer(dropout, _kink_free_input(backend, (4, 6), seed), seed=seed)))
-    for name in names:
-        model = MLP([6, 8, 7, 4], activation=name, backend=backend, dtype="float64", seed=seed)
+    nets = [([6, 8, 7, 4], name) for name in names] + [([6, 8, 7, 5, 4], ["tanh", "relu", "sigmoid"])]
+    for sizes, activation in nets:  # one activation everywhere, then one per hidden layer
+        model = MLP(sizes, activation=activation, backend=backend, dtype="float64", seed=seed)
         X = _kink_free_input(backend, (5, 6), seed + 2)
         y = backend.asarray(backend.rng(seed + 3).integers(0, 4, 5))
-        rows.append((f"MLP[6, 8, 7, 4] {name} + L2", check_model(model, X, y, reg, seed=seed)))
+        rows.append((f"MLP{sizes} {activation_label(activation)} + L2", check_model(model, X, y, reg, seed=seed)))
     rows += trainer_path_checks(backend, seed=seed, reg=reg)
     return [{"check": c, "max_error": max(e.values()), "errors": e} for c, e in rows]
 
@@ -176,9 +298,24 @@ def run_all(spec: str | Backend = "cpu", *, seed: int = 0, reg: float = 1e-2) ->
 # -- the Trainer's own path: dropout, augmentation, the fused step ----------------------------------------
 
 def fix_dropout_masks(model: MLP, batch: int, p_keep_seed: int) -> int:
-    """Pin every Dropout layer of ``model`` to a seeded (batch, width) mask; returns how many were pinned."""
+    """Pin every Dropout layer of ``model`` to a seeded (batch, width) mask.
+
+    Parameters
+    ----------
+    model : MLP
+        A model with Dropout layers.
+    batch : int
+        The number of rows of the batch the masks are for.
+    p_keep_seed : int
+        Seed of the first mask (the next layers take the seeds after it).
+
+    Returns
+    -------
+    int
+        How many Dropout layers were pinned.
+    """
     width, pinned = model.sizes[0], 0
-    for layer in model.net.layers:
+    for layer in model.layers:
         if isinstance(layer, Linear):
             width = layer.out_features
         elif isinstance(layer, Dropout):
@@ -196,6 +333,24 @@ def check_fused_update(backend: Backend, *, seed: int = 0, reg: float = 1e-2, st
     into each weight gradient's GEMM, as the Trainer trains), one through ``loss`` then
     ``optimizer.step`` on the analytic gradient. Per parameter: max|W_fused − W_plain| relative to
     max|W_plain − W_start| (the size of the update itself), so 0 means the same update.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where both copies train (float64).
+    seed : int, default 0
+        Seed of the model and the batch.
+    reg : float, default 1e-2
+        λ, the L2 strength (folded into the fused GEMM's β).
+    steps : int, default 3
+        Steps each copy takes.
+    optimizer : str, default "momentum"
+        An SGD-family optimizer (``sgd``, ``momentum``, ``nesterov``).
+
+    Returns
+    -------
+    dict of str to float
+        Per parameter, the relative difference of the two updates.
     """
     from .optim import make_optimizer
 
@@ -220,6 +375,20 @@ def trainer_path_checks(backend: Backend, *, seed: int = 0, reg: float = 1e-2) -
     * a model with dropout, every mask pinned (the gradient through the masks);
     * a model on a batch the Trainer's augmentation drew (flips and shifts, on the device);
     * the fused step's update against the unfused update from the analytic gradient.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the checks run (float64).
+    seed : int, default 0
+        Seed of the models, batches, masks and augmentation draws.
+    reg : float, default 1e-2
+        λ, the L2 strength.
+
+    Returns
+    -------
+    list of (str, dict)
+        One ``(check name, errors per parameter)`` per check, as :func:`run_all` lists them.
     """
     from .augment import Augmenter, parse_augment
 

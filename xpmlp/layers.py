@@ -5,13 +5,17 @@ A layer has ``params`` and ``grads`` (dicts of arrays; empty for activations),
 ``train`` is true, and ``backward(dout)`` which returns dL/dx and fills ``grads``.
 Shapes: x is (N, D) for a batch of N rows; dout has the shape of the forward output.
 
-Every layer is built for one Backend and takes its namespace ``xp`` from it once, at
-construction; only the Array API is used, plus the backend's in-place fast paths.
+A layer is made with or without a Backend (``Linear(784, 500)``, ``Tanh()``): one made without
+is placed on a backend when the network is built (``place``), and takes its namespace ``xp``
+from it then, once; only the Array API is used, plus the backend's in-place fast paths.
+``config()`` describes a layer as JSON and ``layer_from_config`` rebuilds it (checkpoints of
+networks built layer by layer).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -21,27 +25,135 @@ from .errors import InputError
 Array = Any
 
 
-class Layer:
-    """Base class: the contract above. ``forward`` and ``backward`` must be overridden.
+class _Unplaced:
+    """A layer's ``xp`` and parameters until it is placed: any use says what to do, in one line."""
 
-    Args:
-        backend: the Backend whose arrays the layer computes on; ``xp`` is its namespace.
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    def _refuse(self, *_: Any) -> Any:
+        raise InputError(f"{self.layer!r} is not on a backend yet; build it into a network "
+                         "(Sequential([...], backend='cpu')) or make it with one (e.g. Linear(784, 500, backend))")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe for these: not a use
+            raise AttributeError(name)
+        return self._refuse()
+
+    __getitem__ = _refuse
+
+
+class _UnplacedParams(dict):
+    """The (empty) parameters of a layer not yet placed: asking for one says what to do."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def __missing__(self, key: str) -> Any:
+        return _Unplaced(self.layer)._refuse()
+
+
+class Layer:
+    """Base class of the layers: the contract of the module docstring.
+
+    A subclass fills ``params`` (and ``grads``, same keys) when it has parameters and overrides
+    ``forward`` and ``backward``; one with parameters draws them in ``_on_place``.
+
+    Parameters
+    ----------
+    backend : Backend, optional
+        The backend whose arrays the layer computes on; ``xp`` is its namespace. Without one the
+        layer waits to be placed by the network that holds it (``Sequential``, ``MLP``).
+
+    Attributes
+    ----------
+    params, grads : dict of str to array
+        The parameters and their gradients after the last ``backward`` (empty for activations).
     """
 
     params: dict[str, Array]
     grads: dict[str, Array]
 
-    def __init__(self, backend: Backend) -> None:
-        if not isinstance(backend, Backend):
-            raise InputError(f"a layer needs a Backend, got {backend!r}; pass get_backend('cpu') or model.backend")
-        self.backend, self.xp = backend, backend.xp
+    def __init__(self, backend: Backend | None = None) -> None:
+        self.backend: Backend | None = None
+        self.xp: Any = _Unplaced(self)
+        self.ops: Any = self.xp  # the backend's fast paths (relu_, mask_, ...), once placed
         self.params = {}
         self.grads = {}
+        if backend is not None:
+            self.place(backend)
+
+    def place(self, backend: Backend, *, rng: Any = None, random: Any = None) -> Layer:
+        """Put the layer on ``backend`` (once): parameters are drawn now, from ``rng`` if given.
+
+        Parameters
+        ----------
+        backend : Backend
+            Where the layer's arrays live.
+        rng : numpy.random.Generator, optional
+            Host generator for initial weights (layers with parameters).
+        random : DeviceRandom, optional
+            Device generator for per-step randomness (dropout masks).
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Raises
+        ------
+        InputError
+            If ``backend`` is not a Backend, or the layer already lives on another one.
+        """
+        if not isinstance(backend, Backend):
+            raise InputError(f"a layer needs a Backend, got {backend!r}; pass get_backend('cpu') or nothing "
+                             "(the network places its layers), and options by keyword, e.g. LeakyReLU(slope=0.1)")
+        if self.backend is not None and self.backend is not backend:
+            raise InputError(f"{self!r} already lives on {self.backend.spec}; build a new layer for each network")
+        first = self.backend is None
+        self.backend, self.xp, self.ops = backend, backend.xp, backend
+        if first:
+            self._on_place(rng, random)
+        return self
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        """What a layer does when it gets its backend (draw weights, take a generator)."""
+
+    def config(self) -> dict[str, Any]:
+        """The layer as JSON: its class name and constructor arguments (``layer_from_config`` inverts it)."""
+        return {"type": type(self).__name__}
 
     def forward(self, x: Array, train: bool = True) -> Array:
+        """The layer's output for a batch ``x`` (N, D); with ``train`` it caches what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : array
+            (N, D) input on the layer's backend.
+        train : bool, default True
+            Training mode: cache for the backward pass (and draw dropout masks).
+
+        Returns
+        -------
+        array
+            The output, (N, D_out).
+        """
         raise NotImplementedError
 
     def backward(self, dout: Array) -> Array:
+        """dL/dx from ``dout`` = dL/d(output) of the last training ``forward``; fills ``grads``.
+
+        Parameters
+        ----------
+        dout : array
+            The gradient of the loss with respect to the layer's output.
+
+        Returns
+        -------
+        array
+            The gradient with respect to the layer's input.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -55,8 +167,29 @@ class Layer:
 def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
     """Standard deviation of the normal initialisation named by ``init``.
 
-    ``"he"``: sqrt(2 / fan_in) (for ReLU-like units); ``"xavier"``: sqrt(2 / (fan_in + fan_out))
-    (Glorot normal); ``"std:S"`` or a number S: the fixed S (the CIFAR-10 homework uses 1e-4).
+    Parameters
+    ----------
+    init : str or float
+        ``"he"``: sqrt(2 / fan_in) (for ReLU-like units); ``"xavier"``: sqrt(2 / (fan_in + fan_out))
+        (Glorot normal); ``"std:S"`` or a number S: the fixed S (the CIFAR-10 homework uses 1e-4).
+    fan_in, fan_out : int
+        The layer's input and output widths.
+
+    Returns
+    -------
+    float
+        The standard deviation.
+
+    Raises
+    ------
+    InputError
+        An unknown name or a non-positive standard deviation.
+
+    Examples
+    --------
+    >>> from xpmlp.layers import init_std
+    >>> init_std("he", 50, 10), init_std("std:1e-4", 3072, 50)
+    (0.2, 0.0001)
     """
     if isinstance(init, (int, float)) and not isinstance(init, bool):
         std = float(init)
@@ -79,29 +212,54 @@ def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
 class Linear(Layer):
     """Affine layer: out = x @ W + b, with W of shape (in_features, out_features).
 
-    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ.
-    Weights are drawn on the host (``rng``: a numpy Generator, default ``backend.rng(0)``)
+    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ. Weights are drawn on the host
     in float64 and moved with ``backend.asarray``, so every backend starts from bit-identical
-    weights for the same seed.
+    weights for the same seed; the bias starts at zero.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        The input and output widths.
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
+    init : str or float, default "he"
+        The initialisation (:func:`init_std`).
+    rng : numpy.random.Generator, optional
+        The host generator the weights are drawn from (default ``backend.rng(0)``).
     """
 
-    def __init__(self, in_features: int, out_features: int, backend: Backend, *, init: str | float = "he",
-                 rng: Any = None) -> None:
-        super().__init__(backend)
-        if in_features < 1 or out_features < 1:
-            raise InputError(f"Linear({in_features}, {out_features}): sizes must be positive integers")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+    def __init__(self, in_features: int, out_features: int, backend: Backend | None = None, *,
+                 init: str | float = "he", rng: Any = None) -> None:
+        try:
+            sizes = operator.index(in_features), operator.index(out_features)
+        except TypeError:
+            sizes = (0, 0)
+        if min(sizes) < 1:
+            raise InputError(f"Linear({in_features!r}, {out_features!r}): sizes must be positive integers")
+        self.in_features, self.out_features = sizes
+        init_std(init, self.in_features, self.out_features)  # a bad init fails here, not when placed
         self.init = init
         # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
         self.input_grad = True
         # Set by a fused training step: weight_update(W, x, dout) updates W from the factors of its
         # gradient (xᵀ·dout) in one GEMM, and grads["W"] is not formed (see MLP.fused_step).
         self.weight_update: Callable[[Array, Array, Array], None] | None = None
-        rng = backend.rng(0) if rng is None else rng
-        std = init_std(init, in_features, out_features)
-        w = rng.standard_normal((in_features, out_features)) * std
-        self.params = {"W": backend.asarray(w), "b": backend.asarray([0.0] * out_features)}
         self.x: Array = None
+        super().__init__()
+        self.params = _UnplacedParams(self)
+        if backend is not None:
+            self.place(backend, rng=rng)
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        backend = self.backend
+        rng = backend.rng(0) if rng is None else rng
+        std = init_std(self.init, self.in_features, self.out_features)
+        w = rng.standard_normal((self.in_features, self.out_features)) * std
+        self.params = {"W": backend.asarray(w), "b": backend.asarray([0.0] * self.out_features)}
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Linear", "in_features": self.in_features, "out_features": self.out_features,
+                "init": self.init}
 
     def forward(self, x: Array, train: bool = True) -> Array:
         out = x @ self.params["W"]
@@ -137,33 +295,49 @@ def sigmoid(xp: Any, x: Array) -> Array:
 class ReLU(Layer):
     """out = max(x, 0); dx = dout · [out > 0].
 
-    ``inplace=True`` lets forward overwrite x and backward overwrite dout (saving two
-    allocations per layer and step); MLP uses it, since it owns both arrays.
+    Parameters
+    ----------
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
+    inplace : bool, default False
+        Let forward overwrite x and backward overwrite dout (saving two allocations per layer and
+        step); MLP uses it, since it owns both arrays.
     """
 
-    def __init__(self, backend: Backend, inplace: bool = False) -> None:
+    def __init__(self, backend: Backend | None = None, inplace: bool = False) -> None:
         super().__init__(backend)
         self.inplace = inplace
 
     def forward(self, x, train=True):
         # the plain path copies first, so both paths give the backend's one ReLU (see backend.base)
-        out = self.backend.relu_(x if self.inplace else x * 1.0)
+        out = self.ops.relu_(x if self.inplace else x * 1.0)
         if train:
             self.out = out
         return out
 
     def backward(self, dout):
-        return self.backend.mask_(dout if self.inplace else dout * 1.0, self.out > 0)
+        return self.ops.mask_(dout if self.inplace else dout * 1.0, self.out > 0)
 
 
 class LeakyReLU(Layer):
-    """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c)."""
+    """out = x if x > 0 else c·x (c > 0, default 0.01); dx = dout · (1 if out > 0 else c).
 
-    def __init__(self, backend: Backend, slope: float = 0.01) -> None:
-        super().__init__(backend)
+    Parameters
+    ----------
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
+    slope : float, default 0.01
+        c, the slope for negative inputs.
+    """
+
+    def __init__(self, backend: Backend | None = None, slope: float = 0.01) -> None:
         if not 0 < slope < 1:
             raise InputError(f"LeakyReLU slope {slope} must lie in (0, 1); the usual value is 0.01")
         self.slope = float(slope)
+        super().__init__(backend)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "LeakyReLU", "slope": self.slope}
 
     def forward(self, x, train=True):
         # max(x, c·x) is x where x > 0 and c·x elsewhere (0 < c < 1), bit for bit the same as
@@ -182,7 +356,7 @@ class LeakyReLU(Layer):
 
 
 class Sigmoid(Layer):
-    """out = σ(x) (stable for large |x|); dx = dout · out · (1 − out)."""
+    """out = σ(x), in a form stable for large ``|x|``; dx = dout · out · (1 − out)."""
 
     def forward(self, x, train=True):
         out = sigmoid(self.xp, x)
@@ -225,13 +399,25 @@ class ELU(Layer):
     """out = x if x > 0 else α(eˣ − 1); dx = dout · (1 if out > 0 else out + α).
 
     exp is taken of min(x, 0) so a large positive x cannot overflow the unused branch.
+
+    Parameters
+    ----------
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
+    alpha : float, default 1.0
+        α, the saturation value for large negative inputs is −α.
+    scale : float, default 1.0
+        A factor on the whole output (SELU's λ).
     """
 
-    def __init__(self, backend: Backend, alpha: float = 1.0, scale: float = 1.0) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend | None = None, alpha: float = 1.0, scale: float = 1.0) -> None:
         if not alpha > 0:
             raise InputError(f"ELU alpha {alpha} must be positive; the usual value is 1.0")
         self.alpha, self.scale = float(alpha), float(scale)
+        super().__init__(backend)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "ELU", "alpha": self.alpha, "scale": self.scale}
 
     def forward(self, x, train=True):
         xp = self.xp
@@ -255,10 +441,19 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class SELU(ELU):
-    """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017)."""
+    """SELU: λ·ELU_α(x) with λ ≈ 1.0507, α ≈ 1.6733 (Klambauer et al., 2017).
 
-    def __init__(self, backend: Backend) -> None:
+    Parameters
+    ----------
+    backend : Backend, optional
+        The backend to place the layer on now; without one the network places it when built.
+    """
+
+    def __init__(self, backend: Backend | None = None) -> None:
         super().__init__(backend, alpha=SELU_ALPHA, scale=SELU_SCALE)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "SELU"}
 
     def __repr__(self):
         return "SELU()"
@@ -291,19 +486,40 @@ class GELU(Layer):
 class Dropout(Layer):
     """Inverted dropout: out = x · m / (1 − p) while training, m ~ Bernoulli(1 − p); out = x at evaluation.
 
-    dx = dout · m / (1 − p). The mask is drawn on the device from ``random`` (a seeded
-    ``DeviceRandom``: no host transfer per step, and its state resumes exactly); ``fix_mask``
-    pins a mask (and applies it at evaluation too), which the gradient check uses.
+    dx = dout · m / (1 − p). ``fix_mask`` pins a mask (and applies it at evaluation too), which the
+    gradient check uses. ``Dropout(0.2)`` waits for its network's backend and generator;
+    ``Dropout(backend, 0.2)`` is placed at once.
+
+    Parameters
+    ----------
+    backend : Backend or float, optional
+        The backend to place the layer on now, or (``Dropout(0.2)``) the probability itself.
+    p : float
+        The probability of dropping a unit, in [0, 1).
+    random : DeviceRandom, optional
+        The seeded device generator the masks are drawn from (no host transfer per step, and its
+        state resumes exactly); default the network's generator, or one of ``backend``'s seeded with 0.
     """
 
-    def __init__(self, backend: Backend, p: float, random: Any = None) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend | float | None = None, p: float | None = None, random: Any = None) -> None:
+        if p is None and not isinstance(backend, Backend):
+            backend, p = None, backend  # Dropout(0.2): the probability alone
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise InputError(f"dropout probability {p!r} must be in [0, 1), e.g. --dropout 0.2 (0 turns it off)")
         self.p = float(p)
-        self.random = random if random is not None else backend.device_random(0)
+        self.random = random if random is not None else _Unplaced(self)
         self.mask: Array = None  # m / (1 − p) of the last training forward
         self.fixed: Array = None
+        super().__init__()
+        if backend is not None:
+            self.place(backend, random=random)
+
+    def _on_place(self, rng: Any, random: Any) -> None:
+        if isinstance(self.random, _Unplaced):
+            self.random = random if random is not None else self.backend.device_random(0)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "p": self.p}
 
     def fix_mask(self, keep: Array) -> None:
         """Use this boolean mask for every forward (train or not) from now on."""
@@ -341,10 +557,28 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 }
 
 
-def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
-    """A new activation layer by name (``"relu"``, ``"leaky_relu"``, ...) on ``backend``.
+def get_activation(name: str, backend: Backend | None = None, **kwargs: Any) -> Layer:
+    """A new activation layer by name on ``backend`` (or unplaced, without one).
 
-    ``"leaky_relu:0.1"`` sets the slope; keyword arguments go to the layer.
+    Parameters
+    ----------
+    name : str
+        ``"relu"``, ``"leaky_relu"`` (``"leaky_relu:0.1"`` sets the slope), ``"sigmoid"``, ``"tanh"``,
+        ``"swish"``/``"silu"``, ``"selu"``, ``"elu"``, ``"gelu"``.
+    backend : Backend, optional
+        The backend to place the layer on; without one the network places it when built.
+    **kwargs
+        Passed to the layer (e.g. ``inplace=True`` for ReLU).
+
+    Returns
+    -------
+    Layer
+        The activation layer.
+
+    Raises
+    ------
+    InputError
+        An unknown name or a bad argument; the message lists the names.
     """
     key = str(name).strip().lower().replace("-", "_")
     if key.startswith("leaky_relu:"):
@@ -356,3 +590,56 @@ def get_activation(name: str, backend: Backend, **kwargs: Any) -> Layer:
     if key not in ACTIVATIONS:
         raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key](backend, **kwargs)
+
+
+#: Every layer class by the name ``Layer.config()`` records.
+LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Linear, Dropout, *ACTIVATIONS.values())}
+
+
+def layer_from_config(config: dict[str, Any]) -> Layer:
+    """A new, unplaced layer from ``Layer.config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"type": class name, **constructor arguments}`` as ``Layer.config()`` writes it; only
+        the classes of :data:`LAYER_TYPES` are built.
+
+    Returns
+    -------
+    Layer
+        The layer, without a backend.
+
+    Raises
+    ------
+    InputError
+        If the dict names no known layer type or holds arguments that type does not take.
+    """
+    if not isinstance(config, dict) or config.get("type") not in LAYER_TYPES:
+        raise InputError(f"unknown layer {config!r}; a layer config names one of: {', '.join(LAYER_TYPES)}")
+    args = {k: v for k, v in config.items() if k != "type"}
+    try:
+        return LAYER_TYPES[config["type"]](**args)
+    except TypeError as exc:
+        raise InputError(f"bad layer config {config!r} ({exc}); it was not written by xpmlp") from None
+
+
+def activation_name(layer: Layer) -> str:
+    """The name ``get_activation`` takes for an activation layer.
+
+    Parameters
+    ----------
+    layer : Layer
+        An activation layer.
+
+    Returns
+    -------
+    str
+        Its name (``"tanh"``; ``"leaky_relu:0.2"`` keeps a slope other than 0.01).
+    """
+    for name, cls in ACTIVATIONS.items():
+        if type(layer) is cls:
+            if isinstance(layer, LeakyReLU) and layer.slope != 0.01:
+                return f"leaky_relu:{layer.slope:g}"
+            return name
+    return type(layer).__name__.lower()

@@ -4,125 +4,148 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
-from .layers import Dropout, Layer, Linear, get_activation
+from .layers import Dropout, Layer, Linear, get_activation, layer_from_config
 from .losses import l2_penalty, l2_value, softmax_cross_entropy
+from .network import LayerStack, activation_list, check_stack, hidden_activations, normalize_activation
 
 Array = Any
-
-
-class Sequential:
-    """Layers applied in order; backward runs them in reverse.
-
-    Parameters are named by the Linear layers' order: W1, b1, W2, b2, ...
-    """
-
-    def __init__(self, layers: Iterable[Layer]) -> None:
-        self.layers = list(layers)
-        # (name, layer, key) of every parameter: W1, b1 of the first layer with parameters, W2, b2, ...
-        self.named = [(f"{key}{i}", layer, key)
-                      for i, layer in enumerate((l for l in self.layers if l.params), start=1)
-                      for key in layer.params]
-
-    def forward(self, x: Array, train: bool = True) -> Array:
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
-        return x
-
-    def backward(self, dout: Array) -> Array:
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
-    @property
-    def params(self) -> dict[str, Array]:
-        """Name -> parameter array (the layers' own arrays: updating them in place trains the model)."""
-        return {name: layer.params[key] for name, layer, key in self.named}
-
-    @property
-    def grads(self) -> dict[str, Array]:
-        """Name -> gradient array from the last backward."""
-        return {name: layer.grads[key] for name, layer, key in self.named}
-
-    def set_param(self, name: str, value: Array) -> None:
-        for n, layer, key in self.named:
-            if n == name:
-                layer.params[key] = value
-                return
-        raise KeyError(name)
 
 
 class MLP:
     """A multi-layer perceptron: Linear, activation, ..., Linear, scored by softmax cross-entropy.
 
-    Args:
-        sizes: layer widths from input to classes, e.g. ``[784, 500, 500, 10]``.
-        activation: activation name for every hidden layer (see ``layers.ACTIVATIONS``).
-        backend: a Backend or a device spec string (``"cpu"``, ``"cuda"``, ``"torch"``, ...).
-        dtype: ``"float32"`` (default) or ``"float64"``.
-        seed: seed of the host generator that draws the initial weights; the same seed gives
-            bit-identical weights on every backend.
-        init: ``"he"`` (default), ``"xavier"`` or ``"std:S"`` (fixed standard deviation S).
-        dropout: probability of dropping a hidden unit while training (inverted dropout after each
-            hidden activation; 0 = none). Masks come from ``self.random`` on the device.
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to classes, e.g. ``[784, 500, 500, 10]``.
+    activation : str or list of str, default "relu"
+        One activation name for every hidden layer, or one per hidden layer (``["tanh", "relu"]``;
+        see ``layers.ACTIVATIONS`` and :func:`xpmlp.layers.get_activation`).
+    backend : Backend or str, default "auto"
+        A Backend or a device spec (``"cpu"``, ``"cuda"``, ``"torch"``, ...; :func:`xpmlp.backend.get_backend`).
+    dtype : {"float32", "float64"}, default "float32"
+        The parameters' dtype.
+    seed : int or None, default 0
+        Seed of the host generator that draws the initial weights; the same seed gives
+        bit-identical weights on every backend.
+    init : str or float, default "he"
+        ``"he"``, ``"xavier"`` or ``"std:S"`` (fixed standard deviation S; :func:`xpmlp.layers.init_std`).
+    dropout : float, default 0.0
+        Probability of dropping a hidden unit while training (inverted dropout after each hidden
+        activation; 0 = none). Masks come from ``self.random`` on the device.
+    **activation_kwargs
+        Passed to every activation layer (e.g. ``slope=0.1`` for leaky_relu).
+
+    Raises
+    ------
+    InputError
+        Sizes, activation, init or dropout that cannot build a network (an activation list of the
+        wrong length says how many hidden layers there are); the message says why.
+    DeviceError
+        A device spec that cannot be used here.
+
+    Examples
+    --------
+    >>> from xpmlp.model import MLP
+    >>> model = MLP([784, 500, 500, 10], activation="relu", backend="cpu", seed=0)
+    >>> model.num_params()
+    648010
+    >>> model.predict(model.backend.asarray([[0.0] * 784])).shape
+    (1,)
+    >>> MLP([784, 500, 500, 10], activation=["tanh", "relu"], backend="cpu").activation
+    ['tanh', 'relu']
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "relu", backend: Backend | str = "auto",
-                 dtype: str = "float32", seed: int | None = 0, init: str | float = "he", dropout: float = 0.0,
-                 **activation_kwargs: Any) -> None:
+    def __init__(self, sizes: Sequence[int], activation: str | Sequence[str] = "relu",
+                 backend: Backend | str = "auto", dtype: str = "float32", seed: int | None = 0,
+                 init: str | float = "he", dropout: float = 0.0, **activation_kwargs: Any) -> None:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise InputError(f"sizes {sizes} must list at least an input and an output width, all positive, "
                              "e.g. [784, 500, 500, 10]")
         if sizes[-1] < 2:
             raise InputError(f"the last size is the number of classes and must be at least 2, got {sizes[-1]}")
-        self.backend = get_backend(backend, dtype)
-        self.sizes, self.activation, self.init, self.seed = sizes, activation, init, seed
-        self.activation_kwargs = activation_kwargs
-        get_activation(activation, self.backend, **activation_kwargs)  # a typo fails here even with no hidden layer
-        rng = self.backend.rng(seed)
-        # the dropout masks' source: seeded from the model's seed, on the device, one state for all layers
-        self.random = self.backend.device_random(0 if seed is None else seed)
+        names = activation_list(activation, len(sizes) - 2, **activation_kwargs)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise InputError(f"dropout {dropout!r} must be a number in [0, 1), e.g. 0.2 (0 turns it off)")
-        self.dropout = float(dropout)
         layers: list[Layer] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             if i:
-                act = get_activation(activation, self.backend, **activation_kwargs)
-                if hasattr(act, "inplace"):
-                    act.inplace = True  # its input and gradient are fresh arrays no one else holds
-                layers.append(act)
+                layers.append(get_activation(names[i - 1], **activation_kwargs))
                 if dropout:
-                    layers.append(Dropout(self.backend, dropout, self.random))
-            layers.append(Linear(fan_in, fan_out, self.backend, init=init, rng=rng))
-        layers[0].input_grad = False
-        self.net = Sequential(layers)
+                    layers.append(Dropout(float(dropout)))
+            layers.append(Linear(fan_in, fan_out, init=init))
+        self.activation = normalize_activation(activation if isinstance(activation, str) else list(activation))
+        self.init, self.activation_kwargs, self.dropout = init, activation_kwargs, float(dropout)
+        self._place(layers, backend, dtype, seed)
+
+    def _place(self, layers: list[Layer], backend: Backend | str, dtype: str, seed: int | None) -> None:
+        """Put the checked ``layers`` on the backend: weights from the seeded host generator, in order."""
+        self.sizes = check_stack(layers, allow_stacked_activations=True)
+        self.backend = get_backend(backend, dtype)
+        self.seed = seed
+        rng = self.backend.rng(seed)
+        # the dropout masks' source: seeded from the model's seed, on the device, one state for all layers
+        self.random = self.backend.device_random(0 if seed is None else seed)
+        for i, layer in enumerate(layers):
+            layer.place(self.backend, rng=rng, random=self.random)
+            if hasattr(layer, "inplace") and i and isinstance(layers[i - 1], (Linear, Dropout)):
+                layer.inplace = True  # its input and gradient are fresh arrays no one else holds
+        first_linear = next(layer for layer in layers if isinstance(layer, Linear))
+        first_linear.input_grad = False  # nothing before it needs dL/dx: one GEMM fewer per step
+        self.net = LayerStack(layers)
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer], backend: Backend | str | None = None, dtype: str = "float32",
+                    seed: int | None = 0, allow_stacked_activations: bool = False) -> Sequential:
+        """A model from layer objects, as ``Sequential(layers, ...)`` builds it."""
+        return Sequential(layers, backend=backend, dtype=dtype, seed=seed,
+                          allow_stacked_activations=allow_stacked_activations)
 
     # -- properties ----------------------------------------------------------
     @property
     def xp(self) -> Any:
+        """The Array API namespace of the model's backend."""
         return self.backend.xp
 
     @property
     def dtype(self) -> str:
+        """The parameters' dtype name, ``"float32"`` or ``"float64"``."""
         return self.backend.dtype
 
     @property
     def num_classes(self) -> int:
+        """The number of classes (the last width)."""
         return self.sizes[-1]
 
     @property
+    def layers(self) -> list[Layer]:
+        """The layers in order (Linear, activation, Dropout, ...)."""
+        return self.net.layers
+
+    @property
+    def hidden_activations(self) -> list[str]:
+        """The activation of each hidden layer by name."""
+        return hidden_activations(self.net.layers)
+
+    @property
     def params(self) -> dict[str, Array]:
+        """Name -> parameter array (``W1``, ``b1``, ...): the layers' own arrays."""
         return self.net.params
 
     @property
     def grads(self) -> dict[str, Array]:
+        """Name -> gradient array from the last backward pass."""
         return self.net.grads
+
+    def set_param(self, name: str, value: Array) -> None:
+        """Replace parameter ``name`` (``W1``, ``b1``, ...) by ``value``, an array of this backend."""
+        self.net.set_param(name, value)
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model (weights aside), JSON-serialisable."""
@@ -322,24 +345,34 @@ class MLP:
 
     # -- inspection and state ----------------------------------------------------
     def summary(self) -> str:
-        """A table of the layers, their output widths and parameter counts."""
-        rows = [("layer", "output", "params")]
-        width, total = self.sizes[0], 0
-        rows.append(("input", str(width), "0"))
-        for layer in self.net.layers:
-            count = sum(math.prod(p.shape) for p in layer.params.values())
+        """A table of the layers (Keras/torchinfo style): output shape and parameter count per layer,
+        the totals, the hidden activations, dtype and device.
+
+        Returns
+        -------
+        str
+            The table, one row per layer.
+        """
+        rows = [("#", "layer", "output shape", "params"), ("", "input", f"(batch, {self.sizes[0]})", "0")]
+        width = self.sizes[0]
+        for i, layer in enumerate(self.net.layers, start=1):
             if isinstance(layer, Linear):
                 width = layer.out_features
-            total += count
-            rows.append((repr(layer), str(width), f"{count:,}"))
-        rows.append(("total", "", f"{total:,}"))
-        w0 = max(len(r[0]) for r in rows)
-        lines = [f"{a:<{w0}}  {b:>7}  {c:>11}" for a, b, c in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
-        return "\n".join(lines) + f"\nbackend: {self.backend}"
+            count = sum(math.prod(p.shape) for p in layer.params.values())
+            rows.append((str(i), repr(layer), f"(batch, {width})", f"{count:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        lines = [f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}" for a, b, c, d in rows]
+        rule = "=" * len(lines[0])
+        total = self.num_params()
+        itemsize = 4 if self.dtype == "float32" else 8
+        foot = [f"total params: {total:,} ({total * itemsize / 2**20:.2f} MiB), all trainable",
+                f"layers: {' -> '.join(map(str, self.sizes))}; hidden activations: "
+                f"{', '.join(self.hidden_activations) or 'none'}",
+                f"dtype: {self.dtype}; backend: {self.backend}"]
+        return "\n".join([rule, lines[0], rule.replace("=", "-"), *lines[1:], rule, *foot])
 
     def num_params(self) -> int:
+        """The number of trainable parameters (weights and biases)."""
         return sum(math.prod(p.shape) for p in self.params.values())
 
     def state_dict(self) -> dict[str, Any]:
@@ -367,8 +400,19 @@ class MLP:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], backend: Backend | str = "auto", dtype: str | None = None) -> MLP:
-        """Rebuild a model from ``config()`` (initial weights of its seed) on ``backend``."""
-        return cls(config["sizes"], config["activation"], backend=backend, dtype=dtype or config["dtype"],
+        """Rebuild a model from ``config()`` (initial weights of its seed) on ``backend``.
+
+        A model built from layer objects (its config lists ``layers``) comes back as a ``Sequential``.
+        """
+        dtype = dtype or config["dtype"]
+        if "layers" in config:
+            layers = config["layers"]
+            if not isinstance(layers, list):
+                raise InputError(f"the model config's layers is {type(layers).__name__}, not a list; "
+                                 "it was not written by xpmlp")
+            return Sequential([layer_from_config(c) for c in layers], backend=backend, dtype=dtype,
+                              seed=config["seed"], allow_stacked_activations=True)
+        return MLP(config["sizes"], config["activation"], backend=backend, dtype=dtype,
                    seed=config["seed"], init=config["init"], dropout=config.get("dropout", 0.0),
                    **config.get("activation_kwargs", {}))
 
@@ -379,5 +423,58 @@ class MLP:
         return other
 
     def __repr__(self) -> str:
-        return f"MLP(sizes={self.sizes}, activation={self.activation!r}, backend={self.backend.spec!r}, " \
-               f"dtype={self.dtype!r})"
+        return f"{type(self).__name__}(sizes={self.sizes}, activation={self.activation!r}, " \
+               f"backend={self.backend.spec!r}, dtype={self.dtype!r})"
+
+
+class Sequential(MLP):
+    """A network of layer objects, placed on one backend: the homework's way of building a model.
+
+    ``Sequential([Linear(784, 500), Tanh(), Linear(500, 500), ReLU(), Linear(500, 10)], backend="cpu")``
+    is a model like ``MLP`` for the Trainer, checkpoints, ``evaluate`` and every backend.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Layers made without a backend (or all already on one); they must chain: each Linear takes
+        the width the one before gives, and the last layer is a Linear with at least 2 outputs.
+    backend : Backend or str, optional
+        Where to place them (default: the layers' own backend if they have one, else ``"auto"``).
+    dtype : str
+        ``"float32"`` (default) or ``"float64"``.
+    seed : int or None
+        Seed of the host generator that draws the Linear layers' weights, in order.
+    allow_stacked_activations : bool
+        Accept two activations in a row (refused by default: it is almost always a mistake).
+
+    Raises
+    ------
+    InputError
+        One line naming the layer at fault (widths that do not chain, two activations in a row,
+        no final Linear, fewer than 2 classes, a layer object used twice).
+
+    Examples
+    --------
+    >>> from xpmlp.layers import Linear, ReLU, Tanh
+    >>> from xpmlp.model import Sequential
+    >>> net = Sequential([Linear(784, 500), Tanh(), Linear(500, 500), ReLU(), Linear(500, 10)], backend="cpu")
+    >>> net.sizes, net.activation
+    ([784, 500, 500, 10], ['tanh', 'relu'])
+    """
+
+    def __init__(self, layers: Sequence[Layer], backend: Backend | str | None = None, dtype: str = "float32",
+                 seed: int | None = 0, allow_stacked_activations: bool = False) -> None:
+        layers = list(layers)
+        check_stack(layers, allow_stacked_activations)
+        placed = {id(layer.backend): layer.backend for layer in layers if layer.backend is not None}
+        if backend is None:
+            backend = next(iter(placed.values())) if len(placed) == 1 else "auto"
+        self.init, self.activation_kwargs = None, {}
+        self._place(layers, backend, dtype if not placed else next(iter(placed.values())).dtype, seed)
+        self.activation = normalize_activation(self.hidden_activations) if len(self.sizes) > 2 else "identity"
+        self.dropout = max((layer.p for layer in layers if isinstance(layer, Dropout)), default=0.0)
+        self.allow_stacked_activations = allow_stacked_activations
+
+    def config(self) -> dict[str, Any]:
+        """``MLP.config()`` plus ``layers``: each layer's ``config()``, from which ``from_config`` rebuilds it."""
+        return {**super().config(), "layers": [layer.config() for layer in self.net.layers]}

@@ -48,7 +48,27 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw")
 # -- argument checks --------------------------------------------------------------------
 
 def check_number(name: str, value: Any, fix: str) -> float:
-    """``value`` as a finite Python float (never a NumPy scalar), else an InputError."""
+    """``value`` as a finite Python float (never a NumPy scalar).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+        What was given.
+    fix : str
+        What the message tells the user to do instead.
+
+    Returns
+    -------
+    float
+        ``float(value)``.
+
+    Raises
+    ------
+    InputError
+        ``value`` is not a real number (a bool counts as a mistake) or is not finite.
+    """
     # bool is an int subclass: lr=True is a mistake, not 1.0
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputError(f"{name} must be a number, got {value!r}; {fix}")
@@ -59,6 +79,25 @@ def check_number(name: str, value: Any, fix: str) -> float:
 
 
 def check_lr(lr: Any, name: str = "lr") -> float:
+    """A learning rate as a positive finite Python float.
+
+    Parameters
+    ----------
+    lr : object
+        The learning rate given.
+    name : str, default "lr"
+        The argument's name, for the message.
+
+    Returns
+    -------
+    float
+        ``float(lr)``.
+
+    Raises
+    ------
+    InputError
+        ``lr`` is not a number, not finite, or not positive.
+    """
     x = check_number(name, lr, "pass a positive learning rate such as 0.01")
     if x <= 0.0:
         raise InputError(f"{name} must be > 0, got {x!r}; pass a positive learning rate such as 0.01")
@@ -96,12 +135,20 @@ class Optimizer:
     arrays), implement ``_update`` (one parameter, in place), ``hyperparams`` and
     ``_set_hyperparams``.
 
-    Attributes:
-        lr: the learning rate; a plain attribute the trainer sets before each step from a
-            schedule. It is read with ``float()`` so a NumPy scalar cannot leak into the math.
-        weight_decay: the decay coefficient (0 = off); see the subclass for coupled/decoupled.
-        t: the number of steps taken (Adam's bias correction uses it).
-        state: ``state[slot][param_name]`` -> device array, created on first use.
+    Parameters
+    ----------
+    lr : float
+        The learning rate; a plain attribute the trainer sets before each step from a
+        schedule. It is read with ``float()`` so a NumPy scalar cannot leak into the math.
+    weight_decay : float, default 0.0
+        The decay coefficient (0 = off); see the subclass for coupled/decoupled.
+
+    Attributes
+    ----------
+    t : int
+        The number of steps taken (Adam's bias correction uses it).
+    state : dict
+        ``state[slot][param_name]`` -> device array, created on first use.
     """
 
     family = "Optimizer"
@@ -311,6 +358,28 @@ class SGD(Optimizer):
 
     Note that the model may already apply an L2 penalty through its loss: leave
     ``weight_decay`` at 0 then, or the decay is applied twice.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    momentum : float, default 0.0
+        mu in [0, 1); 0 is plain SGD.
+    nesterov : bool, default False
+        Nesterov momentum instead of classic (needs ``momentum > 0``).
+    weight_decay : float, default 0.0
+        Coupled L2 decay added to the gradient.
+
+    Raises
+    ------
+    InputError
+        A value out of its range.
+
+    Examples
+    --------
+    >>> from xpmlp.optim import SGD
+    >>> SGD(lr=0.1, momentum=0.9, nesterov=True).name
+    'nesterov'
     """
 
     family = "SGD"
@@ -433,6 +502,26 @@ class Adam(Optimizer):
     identical ``p -= (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2))`` with
     ``c1 = 1 - beta1^t`` and ``c2 = 1 - beta2^t`` (Python floats), so the bias corrections
     cost no array passes. Moments start at zero.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate (> 0).
+    beta1 : float, default 0.9
+        Decay of the first moment, in [0, 1).
+    beta2 : float, default 0.999
+        Decay of the second moment, in [0, 1).
+    eps : float, default 1e-8
+        Added to ``sqrt(v_hat)`` (> 0).
+    weight_decay : float, default 0.0
+        The decay coefficient wd (>= 0).
+    decoupled : bool, default False
+        AdamW's decoupled decay instead of L2 folded into the gradient.
+
+    Raises
+    ------
+    InputError
+        A value out of its range.
     """
 
     family = "Adam"
@@ -501,7 +590,18 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``p <- p - lr * wd * p`` before the Adam update.
 
-    ``weight_decay`` defaults to 0.01, as in PyTorch's AdamW (at 0 it is plain Adam).
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate (> 0).
+    beta1 : float, default 0.9
+        Decay of the first moment, in [0, 1).
+    beta2 : float, default 0.999
+        Decay of the second moment, in [0, 1).
+    eps : float, default 1e-8
+        Added to ``sqrt(v_hat)`` (> 0).
+    weight_decay : float, default 0.01
+        As in PyTorch's AdamW (at 0 it is plain Adam).
     """
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
@@ -522,12 +622,35 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, *, backend: Back
                    **kw: Any) -> Optimizer:
     """Build an optimizer from its CLI name, bound to ``backend`` when given.
 
-    ``"sgd"`` plain SGD; ``"momentum"`` / ``"nesterov"`` SGD with classic / Nesterov
-    momentum ``momentum``; ``"adam"``; ``"adamw"``. ``momentum`` is ignored by the others.
-    ``kw`` may hold ``weight_decay`` (all) and ``beta1``, ``beta2``, ``eps`` (Adam, AdamW).
+    Parameters
+    ----------
+    name : str
+        ``"sgd"`` plain SGD; ``"momentum"`` / ``"nesterov"`` SGD with classic / Nesterov
+        momentum ``momentum``; ``"adam"``; ``"adamw"``.
+    lr : float
+        Learning rate.
+    momentum : float, default 0.9
+        Momentum of ``"momentum"`` and ``"nesterov"``; ignored by the others.
+    backend : Backend, optional
+        Bind the optimizer to this backend (its ``xp`` and fused fast paths).
+    **kw
+        ``weight_decay`` (all) and ``beta1``, ``beta2``, ``eps`` (Adam, AdamW).
 
-    Raises:
-        InputError: unknown name, an argument the optimizer does not take, or a bad value.
+    Returns
+    -------
+    Optimizer
+        The new optimizer.
+
+    Raises
+    ------
+    InputError
+        Unknown name, an argument the optimizer does not take, or a bad value.
+
+    Examples
+    --------
+    >>> from xpmlp.optim import make_optimizer
+    >>> make_optimizer("adamw", 1e-3).hyperparams()["weight_decay"]
+    0.01
     """
     key = str(name).strip().lower()
     if key not in _OPTIMIZER_KWARGS:

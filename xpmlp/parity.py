@@ -13,10 +13,10 @@ NumPy's, so runs with dropout cannot be compared number for number on CUDA.
 
 Compared, per backend and dtype, against the NumPy run of the same dtype:
 
-* ``max_abs_dw``: max |W - W_numpy| over every parameter after the last step; ``max_rel_dw``
-  divides it by max |W_numpy| over every parameter (``worst_param`` names where it is largest).
-* ``max_abs_dloss``: max |loss - loss_numpy| over the whole loss curve (every step);
-  ``max_rel_dloss`` divides it by max |loss_numpy|.
+* ``max_abs_dw``: ``max |W - W_numpy|`` over every parameter after the last step; ``max_rel_dw``
+  divides it by ``max |W_numpy|`` over every parameter (``worst_param`` names where it is largest).
+* ``max_abs_dloss``: ``max |loss - loss_numpy|`` over the whole loss curve (every step);
+  ``max_rel_dloss`` divides it by ``max |loss_numpy|``.
 * ``agreement``: the fraction of a held-out set on which both predict the same class
   (reported, not judged: one near-tie may flip in float32 while the weights still agree).
 
@@ -57,6 +57,7 @@ from .backend import FLOAT_DTYPES, Backend, available_specs, check_dtype, get_ba
 from .errors import InputError
 from .io import atomic_write_json
 from .model import MLP
+from .network import activation_label, activation_list, normalize_activation
 from .optim import make_optimizer
 
 #: Relative tolerance by dtype and by whether the backend runs on a GPU (see the module docstring).
@@ -71,10 +72,30 @@ WINDOW = 100  # steps per index transfer and per loss read
 
 @dataclass(frozen=True)
 class ParitySettings:
-    """What every backend trains: the same network, data, batches and learning rate."""
+    """What every backend trains: the same network, data, batches and learning rate.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        The network's widths.
+    activation : str
+        Its activation.
+    steps : int
+        SGD steps.
+    batch_size : int
+        Minibatch size.
+    lr : float
+        Learning rate.
+    seed : int
+        Seed of data, weights and batches.
+    samples : int
+        Training samples.
+    test_samples : int
+        Held-out samples.
+    """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
-    activation: str = "relu"
+    activation: str | tuple[str, ...] = "relu"  # one name, or one per hidden layer
     steps: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -85,7 +106,17 @@ class ParitySettings:
 
 @dataclass
 class Trace:
-    """What one training run leaves on the host: final weights, loss curve, held-out predictions."""
+    """What one training run leaves on the host: final weights, loss curve, held-out predictions.
+
+    Attributes
+    ----------
+    weights : dict of numpy.ndarray
+        The final parameters by name.
+    losses : numpy.ndarray
+        The loss of every step.
+    predictions : numpy.ndarray
+        Predicted classes of the held-out samples.
+    """
 
     weights: dict[str, np.ndarray]
     losses: np.ndarray
@@ -93,7 +124,18 @@ class Trace:
 
 
 def tolerance(backend: Backend) -> float:
-    """The relative tolerance of a backend at its dtype."""
+    """The relative tolerance of a backend at its dtype (:data:`TOLERANCES`).
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend compared with NumPy.
+
+    Returns
+    -------
+    float
+        1e-10 in float64 on a CPU, 1e-8 in float64 on a GPU, 1e-4 in float32.
+    """
     return TOLERANCES[backend.dtype][bool(backend.on_gpu)]
 
 
@@ -119,10 +161,26 @@ def batch_indices(cfg: ParitySettings, start: int, count: int) -> np.ndarray:
 
 
 def train_trace(backend: Backend, data: dict[str, np.ndarray], cfg: ParitySettings) -> Trace:
-    """Train the parity network on ``backend`` and bring its results to the host."""
+    """Train the parity network on ``backend`` and bring its results to the host.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where to train.
+    data : dict of numpy.ndarray
+        The host data (``make_data``).
+    cfg : ParitySettings
+        What to train.
+
+    Returns
+    -------
+    Trace
+        Final weights, loss curve and held-out predictions, as NumPy arrays.
+    """
     with backend.context():
         xp = backend.xp
-        model = MLP(cfg.sizes, cfg.activation, backend=backend, dtype=backend.dtype, seed=cfg.seed)
+        activation = list(cfg.activation) if isinstance(cfg.activation, tuple) else cfg.activation
+        model = MLP(cfg.sizes, activation, backend=backend, dtype=backend.dtype, seed=cfg.seed)
         opt = make_optimizer("sgd", cfg.lr, backend=model.backend)
         X, y = backend.asarray(data["x"]), backend.asarray(data["y"])
         curve: list[np.ndarray] = []
@@ -176,6 +234,7 @@ def _check_settings(cfg: ParitySettings) -> None:
         raise InputError(f"seed must be an integer >= 0, got {cfg.seed}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise InputError(f"learning rate {cfg.lr} must be a positive finite number, e.g. 0.1")
+    activation_list(list(cfg.activation) if isinstance(cfg.activation, tuple) else cfg.activation, len(sizes) - 2)
 
 
 def resolve(specs: Sequence[str] | None, dtypes: Sequence[str]) -> tuple[list[Backend], list[str]]:
@@ -210,17 +269,49 @@ def resolve(specs: Sequence[str] | None, dtypes: Sequence[str]) -> tuple[list[Ba
 def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("float64", "float32"),
                steps: int = 200, *, batch_size: int = 128, sizes: Sequence[int] = DEFAULT_SIZES,
                seed: int = 0, lr: float = 0.1, samples: int = 2048, test_samples: int = 512,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               activation: str | Sequence[str] = "relu", log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on each backend in ``specs`` (default: every usable one) and compare with NumPy.
 
-    Returns a JSON-ready dict: ``settings``, ``reference`` (per dtype: the NumPy run's final loss
-    and held-out accuracy), ``rows`` (one per backend and dtype, see the module docstring),
-    ``failed`` (``"spec/dtype"`` of each row past tolerance) and ``ok``.
+    Parameters
+    ----------
+    specs : sequence of str, optional
+        Device specs to compare (default: every backend usable here).
+    dtypes : sequence of str, default ("float64", "float32")
+        The dtypes to run each backend in.
+    steps : int, default 200
+        SGD steps per run.
+    batch_size : int, default 128
+        Minibatch size.
+    sizes : sequence of int, default (64, 32, 32, 10)
+        The network's widths.
+    seed : int, default 0
+        Seed of the data, the initial weights and the batches.
+    lr : float, default 0.1
+        Learning rate of the plain SGD.
+    samples : int, default 2048
+        Synthetic training samples.
+    test_samples : int, default 512
+        Held-out samples on which the predictions are compared.
+    activation : str or list of str, default "relu"
+        The hidden layers' activation: one name, or one per hidden layer.
+    log : callable, optional
+        Called with one line per finished run.
 
-    Raises:
-        DeviceError, InputError: bad specs, dtypes or settings (before any training).
+    Returns
+    -------
+    dict
+        JSON-ready: ``settings``, ``reference`` (per dtype: the NumPy run's final loss and held-out
+        accuracy), ``rows`` (one per backend and dtype, see the module docstring), ``failed``
+        (``"spec/dtype"`` of each row past tolerance) and ``ok``.
+
+    Raises
+    ------
+    DeviceError, InputError
+        Bad specs, dtypes or settings (before any training).
     """
-    cfg = ParitySettings(tuple(int(s) for s in sizes), "relu", int(steps), int(batch_size), float(lr),
+    activation = normalize_activation(activation)
+    cfg = ParitySettings(tuple(int(s) for s in sizes), tuple(activation) if isinstance(activation, list)
+                         else activation, int(steps), int(batch_size), float(lr),
                          int(seed), int(samples), int(test_samples))
     _check_settings(cfg)
     backends, names = resolve(specs, dtypes)
@@ -240,7 +331,8 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
             row["ok"] = bool(row["max_rel_dw"] <= row["tolerance"] and row["max_rel_dloss"] <= row["tolerance"])
             rows.append(row)
     failed = [f"{r['device']}/{r['dtype']}" for r in rows if not r["ok"]]
-    settings = dict(asdict(cfg), sizes=list(cfg.sizes), optimizer="sgd", reference=REFERENCE)
+    settings = dict(asdict(cfg), sizes=list(cfg.sizes), optimizer="sgd", reference=REFERENCE,
+                    activation=normalize_activation(cfg.activation))
     return {"settings": settings, "reference": reference, "rows": rows, "failed": failed, "ok": not failed}
 
 
@@ -249,9 +341,21 @@ def _fmt(x: float) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a fixed-width text table (ASCII only) with a header and a verdict line."""
+    """The result as a fixed-width text table (ASCII only) with a header and a verdict line.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`run_parity` returned.
+
+    Returns
+    -------
+    str
+        The table, as ``xpmlp parity`` prints it.
+    """
     s = result["settings"]
-    head = (f"parity against NumPy ({s['reference']}): {'-'.join(map(str, s['sizes']))} {s['activation']}, "
+    net = f"{'-'.join(map(str, s['sizes']))} {activation_label(s['activation'])}"
+    head = (f"parity against NumPy ({s['reference']}): {net}, "
             f"{s['steps']} SGD steps (lr {s['lr']:g}, batch {s['batch_size']}), seed {s['seed']}")
     cols = ("device", "dtype", "max|dW|", "rel dW", "max|dloss|", "rel dloss", "agree", "tol", "result")
     table = [cols] + [(r["device"], r["dtype"], _fmt(r["max_abs_dw"]), _fmt(r["max_rel_dw"]),

@@ -112,6 +112,24 @@ def moving_average(values: Any, window: int) -> np.ndarray:
     """Trailing moving average over ``window`` points; NaN/inf values are skipped, not spread.
 
     The first points average over what exists so far, so the curve starts at the data.
+
+    Parameters
+    ----------
+    values : array_like
+        The series.
+    window : int
+        Points per average (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the same length as ``values``.
+
+    Examples
+    --------
+    >>> from xpmlp.plots import moving_average
+    >>> moving_average([1.0, 3.0, float("nan"), 5.0], 2).tolist()
+    [1.0, 2.0, 3.0, 5.0]
     """
     x = _as_vector(values, "values")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
@@ -167,7 +185,37 @@ def loss_figure(
     dpi: float = 100,
     logy: bool = False,
 ) -> Figure:
-    """The training-loss figure: raw loss per iteration (faint) and its moving average, one colour per run."""
+    """The training-loss figure: raw loss per iteration (faint) and its moving average, one colour per run.
+
+    Parameters
+    ----------
+    histories : history, list of histories, or dict
+        One run's history (a :class:`~xpmlp.train.History`, its dict, or a ``history.json`` path),
+        a list of them, or ``{label: history}``.
+    labels : list of str, optional
+        One label per run (default: the dict's keys, or run numbers).
+    smooth : int, "auto" or None, default "auto"
+        The moving average's window: ``"auto"`` chooses one from the run length; None draws the
+        raw loss only.
+    title : str or None, default "Training loss"
+        The axes' title.
+    figsize : (float, float), default (8.0, 5.0)
+        Size in inches.
+    dpi : float, default 100
+        Resolution.
+    logy : bool, default False
+        A logarithmic loss axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (built without pyplot: no display needed, pyplot's state untouched).
+
+    Raises
+    ------
+    InputError
+        A history without losses, or labels that do not match the runs.
+    """
     runs = _runs(histories, labels)
     losses = [_as_vector(h.get("iteration_loss", []), f"history {name!r} iteration_loss") for name, h in runs]
     for (name, _), loss in zip(runs, losses, strict=True):
@@ -197,10 +245,22 @@ def loss_figure(
 
 
 def plot_loss(histories: Any, path: PathLike, **options: Any) -> Path:
-    """Plot training loss per iteration for one or several runs and write it to ``path``; returns the path.
+    """Plot the training loss per iteration of one or several runs and write it to ``path``.
 
-    ``options`` are ``loss_figure``'s: ``labels``, ``smooth`` (``"auto"``: a window from the run
-    length; an integer window; None for raw only), ``title``, ``figsize``, ``dpi``, ``logy``.
+    Parameters
+    ----------
+    histories : history, list of histories, or dict
+        One run's history (a :class:`~xpmlp.train.History`, its dict, or a ``history.json`` path),
+        a list of them, or ``{label: history}``.
+    path : str or path
+        The PNG file to write (atomically).
+    **options
+        :func:`loss_figure`'s: ``labels``, ``smooth``, ``title``, ``figsize``, ``dpi``, ``logy``.
+
+    Returns
+    -------
+    Path
+        The path written.
     """
     return _save(loss_figure(histories, **options), path)
 
@@ -238,7 +298,29 @@ def accuracy_figure(
     figsize: tuple[float, float] = (8.0, 5.0),
     dpi: float = 100,
 ) -> Figure:
-    """The accuracy figure: train (dashed) and validation (solid) per evaluation, one colour per run."""
+    """The accuracy figure: train (dashed) and validation (solid) per evaluation, one colour per run.
+
+    Parameters
+    ----------
+    histories : history, list of histories, or dict
+        One run's history (a :class:`~xpmlp.train.History`, its dict, or a ``history.json`` path),
+        a list of them, or ``{label: history}``.
+    labels : list of str, optional
+        One label per run.
+    x : {"auto", "iteration", "epoch"}, default "auto"
+        The x axis; ``"auto"`` is the epoch when every run evaluated once per epoch.
+    title : str or None, default "Accuracy"
+        The axes' title.
+    figsize : (float, float), default (8.0, 5.0)
+        Size in inches.
+    dpi : float, default 100
+        Resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     runs = []
     for name, h in _runs(histories, labels):
         evals = list(h.get("eval") or [])
@@ -273,10 +355,22 @@ def accuracy_figure(
 
 
 def plot_accuracy(histories: Any, path: PathLike, **options: Any) -> Path:
-    """Plot train and validation accuracy per evaluation for one or several runs to ``path``; returns the path.
+    """Plot train and validation accuracy per evaluation of one or several runs to ``path``.
 
-    ``options`` are ``accuracy_figure``'s: ``labels``, ``x`` (``"iteration"``, ``"epoch"``, or
-    ``"auto"``: epoch when every run evaluated once per epoch), ``title``, ``figsize``, ``dpi``.
+    Parameters
+    ----------
+    histories : history, list of histories, or dict
+        One run's history (a :class:`~xpmlp.train.History`, its dict, or a ``history.json`` path),
+        a list of them, or ``{label: history}``.
+    path : str or path
+        The PNG file to write (atomically).
+    **options
+        :func:`accuracy_figure`'s: ``labels``, ``x``, ``title``, ``figsize``, ``dpi``.
+
+    Returns
+    -------
+    Path
+        The path written.
     """
     return _save(accuracy_figure(histories, **options), path)
 
@@ -317,10 +411,37 @@ def tile_weights(
 ) -> np.ndarray:
     """Compose first-layer weights into one image grid, each unit's tile scaled to [0, 1].
 
-    ``W`` is ``(D, H)`` (``units_axis=1``) or ``(H, D)`` (``units_axis=0``) with
-    ``D == prod(image_shape)``. The first ``max_tiles`` units are laid out row by row in a
-    near-square grid with ``pad`` pixels of ``pad_value`` between tiles. Returns a float64
-    array ``(rows, cols)`` for grey images or ``(rows, cols, 3)`` for colour.
+    The first ``max_tiles`` units are laid out row by row in a near-square grid.
+
+    Parameters
+    ----------
+    W : array
+        ``(D, H)`` (``units_axis=1``) or ``(H, D)`` (``units_axis=0``) with
+        ``D == prod(image_shape)``; any backend's array.
+    image_shape : sequence of int
+        ``(height, width)`` or ``(height, width, channels)`` of one input image.
+    max_tiles : int, default 100
+        How many units to draw.
+    units_axis : {1, 0}, default 1
+        The axis of ``W`` that runs over the units.
+    pad : int, default 1
+        Pixels between tiles.
+    pad_value : float, default 0.0
+        Their value.
+    channels_last : bool, default True
+        Whether ``image_shape`` (and each unit's D weights) is (H, W, C) rather than (C, H, W).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(rows, cols)`` for grey images or ``(rows, cols, 3)`` for colour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp.plots import tile_weights
+    >>> tile_weights(np.ones((784, 4)), (28, 28)).shape
+    (57, 57)
     """
     w = np.asarray(to_numpy(W), dtype=np.float64)
     if w.ndim != 2:
@@ -377,8 +498,25 @@ def weight_grid(
 ) -> tuple[Path, np.ndarray]:
     """Draw the first layer's weights as a grid of image tiles to ``path``.
 
-    See :func:`tile_weights` for the arguments that shape the grid. Returns
-    ``(path, grid)``, the path written and the composed float grid.
+    Parameters
+    ----------
+    W, image_shape, max_tiles, units_axis, pad, pad_value, channels_last
+        As :func:`tile_weights`.
+    path : str or path
+        The PNG file to write (atomically).
+    title : str or None, default "First-layer weights"
+        The figure's title.
+    figsize : (float, float), default (6.0, 6.0)
+        Size in inches.
+    dpi : float, default 100
+        Resolution.
+
+    Returns
+    -------
+    path : Path
+        The path written.
+    grid : numpy.ndarray
+        The composed float grid.
     """
     grid = tile_weights(W, image_shape, max_tiles, units_axis, pad, pad_value, channels_last)
     fig = _new_figure(figsize, dpi)

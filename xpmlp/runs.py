@@ -23,7 +23,9 @@ from .backend import FLOAT_DTYPES, get_backend
 from .data import check_fingerprint, prepare, resolve_root
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
+from .layers import layer_from_config
 from .model import MLP
+from .network import activation_label, check_stack, normalize_activation
 from .runfolder import RunFolder
 from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate
@@ -36,13 +38,30 @@ EXPLODING = 10.0
 
 
 def make_config(**overrides: Any) -> dict[str, Any]:
-    """DEFAULTS updated with ``overrides``; unknown keys are an error naming the known ones."""
+    """The run settings: ``DEFAULTS`` updated with ``overrides``.
+
+    Parameters
+    ----------
+    **overrides
+        Settings by name (``hidden=[500, 500]``, ``activation=["tanh", "relu"]``, ``epochs=5``, ...).
+
+    Returns
+    -------
+    dict
+        Every setting, hidden widths as ints and a one-name activation list as the name.
+
+    Raises
+    ------
+    InputError
+        A hidden width that is not positive.
+    """
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise InputError(f"unknown run settings {unknown}; known: {', '.join(DEFAULTS)}")
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in overrides.items()})
     cfg["hidden"] = [int(h) for h in cfg["hidden"]]
+    cfg["activation"] = normalize_activation(cfg["activation"])  # --activation relu gives ["relu"]
     if any(h < 1 for h in cfg["hidden"]):
         raise InputError(f"hidden widths {cfg['hidden']} must be positive integers, e.g. --hidden 500 500")
     return cfg
@@ -106,9 +125,28 @@ def _check_weights(path: str | Path, config: dict[str, Any], state: Any) -> None
 
 
 def load_model(path: str | Path, device: str = "auto", weights: str = "last") -> tuple[MLP, dict[str, Any]]:
-    """A model from a checkpoint on any backend; ``weights`` is ``"last"`` or ``"best"``.
+    """A model from a checkpoint on any backend.
 
-    Returns the model and the whole checkpoint tree (config, preprocessing state, ...).
+    Parameters
+    ----------
+    path : str or Path
+        A ``checkpoint.npz`` of a run folder.
+    device : str, default "auto"
+        The backend to load onto (a device spec).
+    weights : {"last", "best"}, default "last"
+        The last weights, or the best-validation ones.
+
+    Returns
+    -------
+    (MLP, dict)
+        The model (a ``Sequential`` for a network built from layers; an old checkpoint with one
+        activation name loads as the ``MLP`` it was) and the whole checkpoint tree (config,
+        preprocessing state, ...).
+
+    Raises
+    ------
+    CheckpointError
+        A file that is not an xpmlp checkpoint, or damaged, altered or incomplete.
     """
     if weights not in ("last", "best"):
         raise InputError(f"weights must be 'last' or 'best', not {weights!r}")
@@ -121,9 +159,31 @@ def load_model(path: str | Path, device: str = "auto", weights: str = "last") ->
     config = checked_model_config(path, tree["model_config"])
     state = tree["best" if weights == "best" else "model"]
     _check_weights(path, config, state)
-    model = MLP.from_config(config, get_backend(device, config["dtype"]))
+    model = _rebuild(path, config, state, get_backend(device, config["dtype"]))
     model.load_state_dict(state)
     return model, tree
+
+
+def _rebuild(path: str | Path, config: dict[str, Any], state: dict[str, Any], backend: Any) -> MLP:
+    """The checkpoint's network (weights of its seed), after checking its weights' shapes against its
+    sizes, so that an altered file cannot make it allocate more than the file holds."""
+    sizes = config["sizes"]
+    expected = {f"W{i}": (a, b) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1)}
+    if any(tuple(getattr(state.get(k), "shape", ())) != shape for k, shape in expected.items()):
+        raise CheckpointError(f"{path}: the checkpoint's weights do not have the shapes of its layer sizes "
+                              f"{sizes}; the file was altered or damaged: use another checkpoint")
+    try:
+        layers = config.get("layers")
+        if layers is not None:  # a network of layers: its widths, before anything is allocated
+            if not isinstance(layers, list):
+                raise InputError(f"its layers are a {type(layers).__name__}, not a list")
+            widths = check_stack([layer_from_config(c) for c in layers], allow_stacked_activations=True)
+            if widths != sizes:
+                raise InputError(f"its layers give sizes {widths}, not its recorded {sizes}")
+        return MLP.from_config(config, backend)
+    except InputError as exc:
+        raise CheckpointError(f"{path}: the checkpoint's network cannot be rebuilt ({exc}); the file was altered "
+                              "or damaged: use another checkpoint") from None
 
 
 def resume_settings(given: dict[str, Any], saved: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
@@ -235,12 +295,40 @@ def _say_interrupted(trainer: Trainer, out: Path) -> None:
 
 def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None = None, overwrite: bool = False,
               log: Callable[[str], None] | None = print, progress: str = "auto",
-              prepared: Any = None) -> dict[str, Any]:
-    """Train one model as ``xpmlp train`` does and write its run folder; returns metrics.
+              prepared: Any = None, model: MLP | None = None) -> dict[str, Any]:
+    """Train one model as ``xpmlp train`` does and write its run folder.
 
-    ``resume`` continues from a checkpoint; ``cfg`` then holds the settings given now (see
-    ``resume_settings``). A folder that already holds a run is refused unless ``resume`` or
-    ``overwrite``. ``prepared`` reuses already loaded data (studies train many models on one dataset).
+    Parameters
+    ----------
+    cfg : dict
+        The run settings (:func:`make_config`).
+    out : str or Path
+        The run folder (config.json, history.json, metrics.json, checkpoint.npz, plots).
+    resume : str or Path, optional
+        Continue from this checkpoint; ``cfg`` then holds the settings given now (see
+        ``resume_settings``).
+    overwrite : bool, default False
+        Replace a finished run in ``out`` (refused otherwise, unless resuming).
+    log : callable or None, default print
+        Where progress lines go (None: silent).
+    progress : str, default "auto"
+        The Trainer's progress display.
+    prepared : Prepared, optional
+        Already loaded data (studies train many models on one data set).
+    model : MLP, optional
+        A network of your own (``Sequential([...])``) instead of the one ``cfg``'s ``hidden`` and
+        ``activation`` name; the run records its layers, so ``xpmlp evaluate`` and ``xpmlp train
+        --resume`` rebuild it from the checkpoint.
+
+    Returns
+    -------
+    dict
+        The metrics (as metrics.json holds them).
+
+    Raises
+    ------
+    InputError
+        Bad settings, or a model whose input or class count does not fit the data.
     """
     say = log or (lambda line: None)
     state = None
@@ -251,14 +339,19 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     check_augment(cfg["augment"], cfg["dataset"])
     if cfg.get("data_dir") is not None:
         cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
-    backend = get_backend(cfg["device"], cfg["dtype"])  # an unusable device fails before any data is read
+    if model is None and state is not None and "layers" in state.get("model_config", {}):
+        model = _rebuild(resume, checked_model_config(resume, state["model_config"]), state.get("model", {}),
+                         get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
+    if model is not None:
+        cfg = _config_of_model(cfg, model)
+    backend = model.backend if model is not None else get_backend(cfg["device"], cfg["dtype"])
     with RunFolder(out, resume=resume is not None, overwrite=overwrite) as folder:
         prepared = prepared if prepared is not None else load_data(cfg, say)
         if state is not None:
             _check_same_data(state, prepared, resume, say)
         if backend.note:
             say(backend.note)
-        trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines")
+        trainer = _build_trainer(cfg, backend, prepared, folder.path, say, progress if log else "lines", model)
         if state is not None:
             restore_trainer(trainer, state)
             say(f"resuming from {resume} at step {trainer.step}")
@@ -278,11 +371,24 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
     return metrics
 
 
+def _config_of_model(cfg: dict[str, Any], model: MLP) -> dict[str, Any]:
+    """``cfg`` describing a given model: its hidden widths, activations, dtype and device."""
+    if not isinstance(model, MLP):
+        raise InputError(f"model must be an xpmlp model (MLP or Sequential), not {type(model).__name__}")
+    return {**cfg, "hidden": model.sizes[1:-1], "activation": model.activation, "dtype": model.dtype,
+            "device": model.backend.spec, "dropout": model.dropout}
+
+
 def _build_trainer(cfg: dict[str, Any], backend: Any, prepared: Any, out: Path, say: Callable[[str], None],
-                   progress: str) -> Trainer:
+                   progress: str, model: MLP | None = None) -> Trainer:
     sizes = [prepared.x_train.shape[1], *cfg["hidden"], len(prepared.classes)]
-    model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"], init=cfg["init"],
-                dropout=cfg["dropout"])
+    if model is None:
+        model = MLP(sizes, cfg["activation"], backend=backend, dtype=cfg["dtype"], seed=cfg["seed"],
+                    init=cfg["init"], dropout=cfg["dropout"])
+    elif [model.sizes[0], model.sizes[-1]] != [sizes[0], sizes[-1]]:
+        raise InputError(f"the model takes {model.sizes[0]} inputs and gives {model.sizes[-1]} classes, but "
+                         f"{cfg['dataset']} has {sizes[0]} and {sizes[-1]}; build its first Linear with "
+                         f"{sizes[0]} inputs and its last with {sizes[-1]} outputs")
     return Trainer(model, train_config(cfg), log=say, progress=progress,
                    on_checkpoint=_Checkpointer(out, cfg, prepared), image_shape=_image_shape(prepared))
 
@@ -330,7 +436,7 @@ def _write_plots(trainer: Trainer, cfg: dict[str, Any], out: Path, say: Callable
     """loss.png and accuracy.png; a plot that fails is a warning, never a lost run."""
     history = trainer.history.to_dict()
     try:
-        plots.plot_loss(history, out / "loss.png", title=f"Training loss ({cfg['activation']})")
+        plots.plot_loss(history, out / "loss.png", title=f"Training loss ({activation_label(cfg['activation'])})")
         if history["eval"]:
             plots.plot_accuracy(history, out / "accuracy.png")
     except Exception as exc:  # a plot must never cost the user a finished run

@@ -27,6 +27,11 @@ class Schedule:
     In the iteration regime the trainer passes ``iteration / iterations_per_epoch``.
     ``spec`` is the string that ``parse_schedule(spec, base_lr, total_epochs)`` turns back
     into the same schedule; this base class is the constant one (``lr = base_lr``).
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at epoch 0.
     """
 
     def __init__(self, base_lr: float) -> None:
@@ -34,6 +39,7 @@ class Schedule:
 
     @property
     def spec(self) -> str:
+        """The string that :func:`parse_schedule` turns back into this schedule."""
         return "constant"
 
     def _lr(self, epoch: float) -> float:
@@ -50,7 +56,15 @@ class Schedule:
 
 
 class ExponentialSchedule(Schedule):
-    """``lr = base_lr * gamma ** floor(epoch)``: multiplied by gamma at the end of each epoch."""
+    """``lr = base_lr * gamma ** floor(epoch)``: multiplied by gamma at the end of each epoch.
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at epoch 0.
+    gamma : float
+        The factor per epoch, in (0, 1].
+    """
 
     def __init__(self, base_lr: float, gamma: float) -> None:
         super().__init__(base_lr)
@@ -65,7 +79,17 @@ class ExponentialSchedule(Schedule):
 
 
 class StepSchedule(Schedule):
-    """``lr = base_lr * gamma ** floor(epoch / every)``: multiplied by gamma every ``every`` epochs."""
+    """``lr = base_lr * gamma ** floor(epoch / every)``: multiplied by gamma every ``every`` epochs.
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at epoch 0.
+    every : float
+        Epochs between two decays.
+    gamma : float
+        The factor at each decay.
+    """
 
     def __init__(self, base_lr: float, every: float, gamma: float) -> None:
         super().__init__(base_lr)
@@ -87,6 +111,15 @@ class CosineSchedule(Schedule):
 
     Evaluated continuously on fractional epochs; it stays at ``min_lr`` after ``T``.
     With ``min_lr = 0`` this is ``0.5 * base_lr * (1 + cos(pi * epoch / T))``.
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at epoch 0.
+    total_epochs : float
+        T, the length of the decay.
+    min_lr : float, default 0.0
+        The learning rate from epoch T on.
     """
 
     def __init__(self, base_lr: float, total_epochs: float, min_lr: float = 0.0) -> None:
@@ -136,8 +169,30 @@ def parse_schedule(text: str, base_lr: float, total_epochs: float | None = None)
     - ``cosine`` / ``cosine:MIN_LR``: ``lr = MIN_LR + 0.5 * (base_lr - MIN_LR) * (1 + cos(pi * min(epoch, T) / T))``
       with ``T = total_epochs`` (required), ``0 <= MIN_LR <= base_lr``.
 
-    Raises:
-        InputError: a malformed string or value; the message names the accepted forms.
+    Parameters
+    ----------
+    text : str
+        The schedule, in one of the forms above.
+    base_lr : float
+        The learning rate at epoch 0.
+    total_epochs : float, optional
+        T of the cosine schedule (required for it).
+
+    Returns
+    -------
+    Schedule
+        The schedule; ``schedule(epoch)`` is the learning rate.
+
+    Raises
+    ------
+    InputError
+        A malformed string or value; the message names the accepted forms.
+
+    Examples
+    --------
+    >>> from xpmlp.schedules import parse_schedule
+    >>> parse_schedule("step:10:0.5", 0.1)(25.0)
+    0.025
     """
     if not isinstance(text, str):
         raise InputError(f"the learning-rate schedule must be a string, got {text!r}; use one of: {SCHEDULE_FORMS}")

@@ -19,7 +19,7 @@ from .data.preprocess import PREPROCESS_METHODS
 from .train import TrainConfig, cli
 
 #: argparse ``type=`` by the name the metadata gives (dataclass metadata stays plain data).
-ARG_TYPES = {"positive_int": positive_int, "number": number, "int": int, "str": str}
+ARG_TYPES = {"positive_int": positive_int, "number": number, "int": int, "str": str, "activation": str}
 
 
 @dataclass
@@ -32,8 +32,9 @@ class RunSettings:
                                                       flag="--no-download", action="store_false"))
     hidden: list[int] = field(default_factory=lambda: [500, 500],
                               metadata=cli("hidden widths", type="positive_int", nargs="*"))
-    activation: str = field(default="relu", metadata=cli("relu | leaky_relu[:SLOPE] | sigmoid | tanh | swish | "
-                                                         "selu | elu | gelu"))
+    activation: str | list[str] = field(default="relu", metadata=cli(
+        "relu | leaky_relu[:SLOPE] | sigmoid | tanh | swish | selu | elu | gelu: one for every hidden layer, "
+        "or one per hidden layer (--activation tanh relu)", nargs="+", type="activation"))
     init: str = field(default="he", metadata=cli("he | xavier | std:S"))
     dropout: float = field(default=0.0, metadata=cli("probability of dropping a hidden unit while training "
                                                      "(inverted dropout after each hidden activation)",

@@ -51,6 +51,48 @@ class TrainConfig:
 
     Fields with ``cli`` metadata are run settings: ``xpmlp train``, ``compare`` and ``sweep``
     take them as flags and sweep specs as keys (``xpmlp.settings`` derives both from here).
+
+    Parameters
+    ----------
+    epochs : int, optional
+        Train this many epochs (give exactly one of ``epochs`` and ``iterations``).
+    iterations : int, optional
+        Train this many minibatch steps, batches drawn with replacement.
+    batch_size : int, default 128
+        Minibatch size.
+    optimizer : {"sgd", "momentum", "nesterov", "adam", "adamw"}, default "sgd"
+        The optimizer (:func:`xpmlp.optim.make_optimizer`).
+    lr : float, default 0.1
+        Learning rate (the schedule's base).
+    momentum : float, default 0.9
+        Momentum of "momentum" and "nesterov".
+    weight_decay : float, default 0.0
+        Decoupled (adamw) or coupled (the others) weight decay.
+    lr_schedule : str, default "constant"
+        ``constant``, ``exp:GAMMA``, ``step:EPOCHS:GAMMA``, ``cosine[:MIN_LR]``
+        (:func:`xpmlp.schedules.parse_schedule`).
+    reg : float, default 0.0
+        L2 strength λ: the loss gains ½·λ·Σ‖W‖², not divided by the batch size.
+    log_every : int, default 100
+        Iterations between evaluations in the iteration regime.
+    train_eval_size : int, default 1000
+        Training examples scored for the train accuracy at each evaluation.
+    early_stopping : int, optional
+        Stop after this many evaluations without improvement (None: never).
+    augment : str, default "none"
+        ``none``, ``flip``, ``shift:N`` or ``flip,shift:N``, drawn anew each step on the device.
+    early_stopping_metric : {"val_acc", "val_loss"}, default "val_acc"
+        What early stopping (and the best checkpoint) watches.
+    min_delta : float, default 0.0
+        The improvement that counts for early stopping.
+    restore_best : bool, default True
+        Restore the best weights when early stopping ends the run.
+    sync_every : int, default 50
+        Steps between reads of the device-side losses (one host synchronisation each).
+    fused : bool, default True
+        Fold SGD/momentum/Nesterov updates into the weight-gradient GEMM (same numbers).
+    seed : int, default 0
+        Seed of the weights, the batches and the split.
     """
 
     epochs: int | None = field(default=None, metadata=cli("train this many epochs (one of --epochs, --iterations)",
@@ -115,12 +157,15 @@ class TrainConfig:
 
     @property
     def regime(self) -> str:
+        """Which of the two the run counts in: ``"epochs"`` or ``"iterations"``."""
         return "epochs" if self.epochs is not None else "iterations"
 
     def steps_per_epoch(self, n: int) -> int:
+        """Minibatch steps in one epoch over ``n`` training examples (the last batch may be short)."""
         return math.ceil(n / self.batch_size)
 
     def total_steps(self, n: int) -> int:
+        """All the steps the run takes on ``n`` training examples."""
         return self.iterations if self.iterations is not None else self.epochs * self.steps_per_epoch(n)
 
     def epoch_at(self, step: int, n: int) -> float:
@@ -145,8 +190,20 @@ class TrainConfig:
 class History:
     """What a run records; JSON-serialisable through ``to_dict``.
 
-    ``iteration_loss``: the regularised training loss of every step. ``eval``: one dict per
-    evaluation point with iteration, epoch, train_loss, train_acc, val_loss, val_acc, lr, time.
+    Parameters
+    ----------
+    regime : {"epochs", "iterations"}, default "epochs"
+        What the run counted in.
+    iteration_loss : list of float
+        The regularised training loss of every step.
+    eval : list of dict
+        One dict per evaluation point with iteration, epoch, train_loss, train_acc, val_loss,
+        val_acc, lr, time.
+    best : dict
+        The best evaluation record so far (what early stopping and the best checkpoint keep).
+    stopped : str, default ""
+        How the run ended: "completed", "early stopping ...", "interrupted at step N",
+        "diverged at step N", or a callback's reason.
     """
 
     regime: str = "epochs"
@@ -156,15 +213,39 @@ class History:
     stopped: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as a JSON-able dict (what ``history.json`` holds)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
+        """The History a ``to_dict`` dict describes (unknown keys are ignored)."""
         return cls(**{k: d[k] for k in ("regime", "iteration_loss", "eval", "best", "stopped") if k in d})
 
 
 def per_class_accuracy(pred: Any, y: Any, num_classes: int) -> list[float]:
-    """Accuracy within each true class (NaN for a class with no example), from host arrays of labels."""
+    """Accuracy within each true class (NaN for a class with no example), from host arrays of labels.
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        (N,) predicted labels.
+    y : numpy.ndarray
+        (N,) true labels.
+    num_classes : int
+        The number of classes C.
+
+    Returns
+    -------
+    list of float
+        C accuracies, class by class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp.train import per_class_accuracy
+    >>> per_class_accuracy(np.array([0, 1, 1]), np.array([0, 1, 0]), 3)
+    [0.5, 1.0, nan]
+    """
     return [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(num_classes)]
 
 
@@ -172,6 +253,24 @@ def evaluate(model: MLP, X: Array, y: Array, batch_size: int = 8192) -> tuple[fl
     """Mean cross-entropy (no penalty) and accuracy of ``model`` on device arrays X, y.
 
     Sums are kept on the device; the two numbers are read once at the end.
+
+    Parameters
+    ----------
+    model : MLP or Sequential
+        The network.
+    X : array
+        (N, features) inputs on the model's backend (host NumPy arrays work on ``cpu``).
+    y : array
+        (N,) integer labels.
+    batch_size : int, default 8192
+        Rows scored at a time (bounds the memory the logits take).
+
+    Returns
+    -------
+    loss : float
+        The mean softmax cross-entropy.
+    accuracy : float
+        The fraction classified right.
     """
     xp = model.xp
     n = X.shape[0]
@@ -234,19 +333,41 @@ class _FitData:
 
 
 class Trainer:
-    """Trains an MLP with a config; ``fit`` returns a History.
+    """Trains a model with a config; ``fit`` returns a History.
 
-    Args:
-        model: the MLP to train in place.
-        config: a TrainConfig.
-        log: where log lines go (``print`` by default; ``None`` for silence).
-        progress: ``"auto"`` (a tqdm bar on an interactive terminal, else log lines),
-            ``"bar"``, ``"lines"`` or ``"none"``.
-        on_checkpoint: called with the trainer at each evaluation point, at a clean
-            Ctrl-C stop and at the end (the run folder writes its checkpoint there);
-            it runs as the last callback (``CheckpointCallback``).
-        callbacks: ``xpmlp.callbacks.Callback`` objects (the contract is in its docstring).
-        image_shape: (H, W, C) of the images the rows flatten, which ``config.augment`` needs.
+    Parameters
+    ----------
+    model : MLP or Sequential
+        The network, trained in place.
+    config : TrainConfig
+        The run's settings.
+    log : callable or None, default print
+        Where log lines go; None for silence.
+    progress : {"auto", "bar", "lines", "none"}, default "auto"
+        "auto": a tqdm bar on an interactive terminal, else log lines.
+    on_checkpoint : callable, optional
+        Called with the trainer at each evaluation point, at a clean Ctrl-C stop and at the end
+        (the run folder writes its checkpoint there); it runs as the last callback
+        (``CheckpointCallback``).
+    optimizer : Optimizer, optional
+        An optimizer to use instead of the one ``config`` names.
+    callbacks : sequence of Callback, default ()
+        :class:`xpmlp.callbacks.Callback` objects (the contract is in its docstring).
+    image_shape : tuple of int, optional
+        (H, W, C) of the images the rows flatten, which ``config.augment`` needs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp.model import MLP
+    >>> from xpmlp.train import TrainConfig, Trainer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(256, 8)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> model = MLP([8, 16, 2], backend="cpu", seed=0)
+    >>> history = Trainer(model, TrainConfig(epochs=3, lr=0.1), log=None, progress="none").fit(X, y)
+    >>> len(history.eval), history.stopped
+    (3, 'completed')
     """
 
     def __init__(self, model: MLP, config: TrainConfig, *, log: Callable[[str], None] | None = print,
@@ -306,12 +427,15 @@ class Trainer:
 
     # -- schedule and sizes ------------------------------------------------------
     def steps_per_epoch(self, n: int) -> int:
+        """Minibatch steps in one epoch over ``n`` training examples."""
         return self.config.steps_per_epoch(n)
 
     def total_steps(self, n: int) -> int:
+        """All the steps the run takes on ``n`` training examples."""
         return self.config.total_steps(n)
 
     def epoch_at(self, step: int, n: int) -> float:
+        """Fractional epoch after ``step`` steps (iteration regime: n / batch size steps an epoch)."""
         return self.config.epoch_at(step, n)
 
     # -- the batches: a pure function of (seed, epoch or window) -------------------
@@ -337,6 +461,7 @@ class Trainer:
 
     @on_device
     def load_state(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
+        """Restore what :meth:`state` saved, and the best weights ``best`` (a resumed run goes on exactly)."""
         self.step = int(state["step"])
         self.samples_seen = int(state.get("samples_seen", 0))
         self.best_value = state.get("best_value")
@@ -561,8 +686,40 @@ def train(model: MLP, X_train: Any, y_train: Any, X_val: Any = None, y_val: Any 
           **config: Any) -> History:
     """One-call training: ``train(model, X, y, Xv, yv, epochs=5, lr=0.1)`` -> History.
 
-    ``log``, ``progress``, ``callbacks`` and ``image_shape`` go to the Trainer, the other keywords
-    to TrainConfig.
+    Parameters
+    ----------
+    model : MLP or Sequential
+        The network, trained in place.
+    X_train, y_train : array
+        Training inputs (N, features) and integer labels (N,), host NumPy or the model's backend.
+    X_val, y_val : array, optional
+        Validation data, evaluated at every evaluation point.
+    **config
+        ``log``, ``progress``, ``callbacks`` and ``image_shape`` go to the :class:`Trainer`, the
+        other keywords to :class:`TrainConfig`.
+
+    Returns
+    -------
+    History
+        What the run recorded.
+
+    Raises
+    ------
+    InputError
+        A bad setting or bad data, before the first step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp.model import MLP
+    >>> from xpmlp.train import evaluate, train
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(512, 4)).astype(np.float32)
+    >>> y = (X.sum(axis=1) > 0).astype(np.int64)
+    >>> model = MLP([4, 32, 2], backend="cpu", seed=0)
+    >>> history = train(model, X, y, epochs=5, lr=0.1, log=None, progress="none")
+    >>> evaluate(model, X, y)[1] > 0.9
+    True
     """
     log = config.pop("log", print)
     progress = config.pop("progress", "auto")

@@ -43,6 +43,23 @@ def to_numpy(a: Any) -> np.ndarray:
     """Any supported array (NumPy, CuPy, PyTorch, array-api-strict) or Python number/list as host NumPy.
 
     Device arrays are copied to the host; a NumPy array is returned as it is (no copy).
+
+    Parameters
+    ----------
+    a : array, number or list
+        An array of any library xpmlp knows, on any device, or plain Python data.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values on the host.
+
+    Examples
+    --------
+    >>> from xpmlp.backend import get_backend, to_numpy
+    >>> be = get_backend("strict")
+    >>> to_numpy(be.asarray([1.0, 2.0])).tolist()
+    [1.0, 2.0]
     """
     if isinstance(a, np.ndarray):
         return a
@@ -56,7 +73,18 @@ def to_numpy(a: Any) -> np.ndarray:
 
 
 def is_device_array(a: Any) -> bool:
-    """Whether ``a`` is an array of any library xpmlp knows (NumPy included)."""
+    """Whether ``a`` is an array of any library xpmlp knows (NumPy included).
+
+    Parameters
+    ----------
+    a : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for a NumPy, CuPy, PyTorch or array-api-strict array.
+    """
     return any(cls.is_array(a) for cls in BACKEND_CLASSES)
 
 
@@ -114,9 +142,31 @@ def get_backend(spec: str | Backend = "auto", dtype: str = "float32") -> Backend
 
     A Backend passed in is returned as it is (with ``dtype`` as its default dtype).
 
-    Raises:
-        DeviceError: the spec is unknown or cannot be used on this machine; the
-            message says what to install or what to type instead.
+    Parameters
+    ----------
+    spec : str or Backend, default "auto"
+        ``"cpu"``, ``"cuda"``/``"cuda:N"``, ``"torch"``, ``"torch:cuda[:N]"``, ``"strict"``/``"strict:NAME"``,
+        or ``"auto"`` (a CUDA GPU through CuPy when usable, else the CPU; ``note`` says why).
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype of the arrays the backend makes.
+
+    Returns
+    -------
+    Backend
+        The backend, bound to its device.
+
+    Raises
+    ------
+    DeviceError
+        The spec is unknown or cannot be used on this machine; the message says what to install or
+        what to type instead.
+
+    Examples
+    --------
+    >>> from xpmlp.backend import get_backend
+    >>> be = get_backend("cpu", dtype="float64")
+    >>> be.spec, be.dtype
+    ('cpu', 'float64')
     """
     if isinstance(spec, Backend):
         return spec if spec.dtype == check_dtype(dtype) else spec.with_dtype(dtype)
@@ -153,7 +203,14 @@ def backend_unavailable(spec: str) -> str:
 
 
 def describe_devices() -> list[tuple[str, bool, str]]:
-    """Every backend xpmlp knows, whether it is usable here, and why not (for ``xpmlp devices``)."""
+    """Every backend xpmlp knows, whether it is usable here, and why not (for ``xpmlp devices``).
+
+    Returns
+    -------
+    list of (str, bool, str)
+        One ``(spec, usable, detail)`` row per backend kind: what it is when usable,
+        else why not and the fix.
+    """
     rows: list[tuple[str, bool, str]] = [("cpu", True, "NumPy " + np.__version__)]
     why = probe_strict()
     rows.append(("strict", not why, why or "array-api-strict (also strict:device1, strict:device2)"))
@@ -172,7 +229,18 @@ def describe_devices() -> list[tuple[str, bool, str]]:
 
 
 def available_specs(include_gpu: bool = True) -> list[str]:
-    """Specs usable on this machine, one per backend kind (used by tests, parity and benchmarks)."""
+    """Specs usable on this machine, one per backend kind (used by tests, parity and benchmarks).
+
+    Parameters
+    ----------
+    include_gpu : bool, default True
+        Include ``cuda`` (CuPy) and ``torch:cuda`` when a GPU is usable through them.
+
+    Returns
+    -------
+    list of str
+        ``["cpu", ...]``: always ``cpu``, then those of ``strict``, ``torch``, ``cuda``, ``torch:cuda`` that work here.
+    """
     specs = ["cpu"]
     if not probe_strict():
         specs.append("strict")

@@ -30,7 +30,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def check_dtype(dtype: Any) -> str:
-    """Validate a floating dtype name (``"float32"``/``"float64"``, or a library's dtype object)."""
+    """Validate a floating dtype name (``"float32"``/``"float64"``, or a library's dtype object).
+
+    Parameters
+    ----------
+    dtype : str or dtype object
+        ``"float32"``, ``"float64"``, or e.g. ``numpy.float32`` / ``torch.float64``.
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"float64"``.
+
+    Raises
+    ------
+    ValueError
+        Any other dtype.
+    """
     name = str(dtype).replace("numpy.", "").replace("torch.", "").replace("array_api_strict.", "")
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not supported; use 'float32' (default) or 'float64'")
@@ -38,7 +54,18 @@ def check_dtype(dtype: Any) -> str:
 
 
 def host_rng(seed: Any) -> np.random.Generator:
-    """The seeded host generator all initialisation and sampling draws from."""
+    """The seeded host generator all initialisation and sampling draws from.
+
+    Parameters
+    ----------
+    seed : int, sequence of int or None
+        What ``numpy.random.default_rng`` takes.
+
+    Returns
+    -------
+    numpy.random.Generator
+        A new generator; the same seed gives the same draws on every machine.
+    """
     return np.random.default_rng(seed)
 
 
@@ -108,16 +135,28 @@ def on_device(method: F) -> F:
 class Backend:
     """An array namespace bound to one device and a default floating dtype.
 
-    Attributes:
-        name: the array library, for people to read (``"numpy"``, ``"cupy"``, ``"torch"``, ``"strict"``).
-        spec: the canonical spec that rebuilds this backend (``"cpu"``, ``"cuda:0"``, ``"strict:device1"``).
-        xp: the Array API namespace (``array_api_compat.numpy``, ...).
-        device: the device object arrays are created on.
-        dtype: the default floating dtype name, ``"float32"`` or ``"float64"``.
-        note: how the backend was chosen (set by ``auto``), for the user to read.
-        on_gpu: whether arrays live in GPU memory (host transfers cost a synchronisation).
+    Made by :func:`get_backend` from a device spec; subclasses override only what their library
+    does faster. Two backends are equal when their spec and dtype are.
 
-    Two backends are equal when their spec and dtype are.
+    Parameters
+    ----------
+    spec : str
+        The canonical spec that rebuilds this backend (``"cpu"``, ``"cuda:0"``, ``"strict:device1"``).
+    xp : namespace
+        The Array API namespace (``array_api_compat.numpy``, ...).
+    device : object
+        The device object arrays are created on.
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype name.
+    note : str, default ""
+        How the backend was chosen (set by ``auto``), for the user to read.
+
+    Attributes
+    ----------
+    name : str
+        The array library, for people to read (``"numpy"``, ``"cupy"``, ``"torch"``, ``"strict"``).
+    on_gpu : bool
+        Whether arrays live in GPU memory (host transfers cost a synchronisation).
     """
 
     name = "array-api"

@@ -35,7 +35,13 @@ def zeros_like_shape(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyBackend(Backend):
-    """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``."""
+    """NumPy on the host, through array-api-compat's NumPy namespace; spec ``cpu``.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype.
+    """
 
     name = "numpy"
     array_class = ("numpy", "ndarray")
@@ -85,6 +91,13 @@ class StrictBackend(Backend):
     array-api-strict refuses anything outside the standard and refuses to combine arrays
     of two devices (``strict:device1``, ``strict:device2``): the CPU proof that xpmlp keeps
     every array on its backend's device.
+
+    Parameters
+    ----------
+    device_name : str, default "CPU_DEVICE"
+        The array-api-strict device: ``"CPU_DEVICE"``, ``"device1"`` or ``"device2"``.
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype.
     """
 
     name = "strict"

@@ -39,7 +39,15 @@ def counter_uniform(n: int, key: int, dtype: str) -> np.ndarray:
 
 
 class TorchBackend(Backend):
-    """PyTorch tensors through array-api-compat; specs ``torch`` (CPU) and ``torch:cuda:N``."""
+    """PyTorch tensors through array-api-compat; specs ``torch`` (CPU) and ``torch:cuda:N``.
+
+    Parameters
+    ----------
+    index : int or None, default None
+        The CUDA device index; None for PyTorch's CPU.
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype.
+    """
 
     name = "torch"
     array_class = ("torch", "Tensor")
@@ -97,7 +105,15 @@ class TorchBackend(Backend):
 
 
 class CupyBackend(Backend):
-    """CuPy arrays on CUDA device N through array-api-compat; spec ``cuda:N``."""
+    """CuPy arrays on CUDA device N through array-api-compat; spec ``cuda:N``.
+
+    Parameters
+    ----------
+    index : int, default 0
+        The CUDA device index.
+    dtype : {"float32", "float64"}, default "float32"
+        The default floating dtype.
+    """
 
     name = "cupy"
     array_class = ("cupy", "ndarray")

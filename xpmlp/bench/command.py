@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..argtypes import positive_int
 from ..errors import XpmlpError
+from ..network import normalize_activation
 from .config import CONTENDERS, QUICK_TRAIN_SIZE, BenchConfig
 from .lineup import FAST_BACKENDS
 from .report import format_report, write_json
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default all on the CPU; xpmlp,torch,gemm on a GPU)")
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
                         help="hidden widths; depth = number of widths (default 500 500; --estimator: 100, then 256)")
+    parser.add_argument("--activation", nargs="+", default=["relu"],
+                        help="relu | tanh | sigmoid: one for every hidden layer, or one per hidden layer "
+                             "(default relu; scikit-learn takes one for all and sits out a per-layer list)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="minibatch size (default 128; --estimator: 200)")
     parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default 0.1)")
@@ -88,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     hidden = [500, 500] if args.hidden is None else list(args.hidden)
     batch_size = 128 if args.batch_size is None else args.batch_size
-    return BenchConfig(hidden=hidden, batch_size=batch_size, lr=args.lr, dtype=args.dtype,
+    return BenchConfig(hidden=hidden, activation=normalize_activation(args.activation), batch_size=batch_size,
+                       lr=args.lr, dtype=args.dtype,
                        epochs=args.epochs, rounds=args.rounds, train_size=args.train_size, threads=args.threads,
                        contenders=args.contenders, device=args.device, xpmlp_devices=args.xpmlp_devices,
                        memory=args.memory, data=args.data, quick=args.quick,

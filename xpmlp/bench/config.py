@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import data as datasets
 from ..errors import DataError, InputError
+from ..network import activation_list, normalize_activation
 from .machine import available_cores
 
 CONTENDERS = ("xpmlp", "torch", "sklearn", "gemm")
@@ -21,11 +22,16 @@ QUICK_TRAIN_SIZE = 10_000
 Log = Callable[[str], None]
 
 
+#: Activations every contender has (PyTorch's layer; scikit-learn's name).
+BENCH_ACTIVATIONS = {"relu": ("ReLU", "relu"), "tanh": ("Tanh", "tanh"), "sigmoid": ("Sigmoid", "logistic")}
+
+
 @dataclass
 class BenchConfig:
     """One benchmark run; ``None`` fields take their defaults in :meth:`resolve`."""
 
     hidden: list[int] = field(default_factory=lambda: [500, 500])
+    activation: str | list[str] = "relu"  # one name, or one per hidden layer (BENCH_ACTIVATIONS)
     batch_size: int = 128
     lr: float = 0.1
     dtype: str = "float32"
@@ -63,6 +69,12 @@ class BenchConfig:
         if not self.hidden or any(int(width) < 1 for width in self.hidden):
             raise InputError(f"--hidden {self.hidden}: give one or more positive widths, e.g. --hidden 500 500")
         self.hidden = [int(width) for width in self.hidden]
+        self.activation = normalize_activation(self.activation)
+        names = activation_list(self.activation, len(self.hidden))
+        unknown = sorted(set(names) - set(BENCH_ACTIVATIONS))
+        if unknown:
+            raise InputError(f"--activation {' '.join(unknown)}: the benchmark's peers all have "
+                             f"{', '.join(BENCH_ACTIVATIONS)} only; use those")
         for name in ("batch_size", "epochs", "rounds", "threads", "warmup_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -87,6 +99,11 @@ class BenchConfig:
     @property
     def sizes(self) -> list[int]:
         return [NUM_FEATURES, *self.hidden, NUM_CLASSES]
+
+    @property
+    def activations(self) -> list[str]:
+        """One activation name per hidden layer."""
+        return activation_list(self.activation, len(self.hidden))
 
 
 def num_parameters(sizes: Sequence[int]) -> int:

@@ -21,7 +21,7 @@ from ..backend import Backend, get_backend
 from ..errors import DeviceError
 from ..model import MLP
 from ..train import TrainConfig, Trainer, evaluate
-from .config import LABELS, NUM_CLASSES, BenchConfig, BenchData
+from .config import BENCH_ACTIVATIONS, LABELS, NUM_CLASSES, BenchConfig, BenchData
 
 TEST_CHUNK = 8192  # test samples per forward pass when scoring
 
@@ -101,7 +101,7 @@ class XpmlpContender(Contender):
         self.thread_pool = pool_of(backend)
 
     def new_model(self) -> MLP:
-        return MLP(self.cfg.sizes, "relu", backend=self.backend, dtype=self.cfg.dtype, seed=self.cfg.seed)
+        return MLP(self.cfg.sizes, self.cfg.activation, backend=self.backend, dtype=self.cfg.dtype, seed=self.cfg.seed)
 
     def new_trainer(self, model: MLP) -> Trainer:
         config = TrainConfig(epochs=1, batch_size=self.cfg.batch_size, optimizer="sgd", lr=self.cfg.lr,
@@ -215,7 +215,7 @@ class TorchContender(Contender):
         sizes, layers = self.cfg.sizes, []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             if index:
-                layers.append(self.nn.ReLU())
+                layers.append(getattr(self.nn, BENCH_ACTIVATIONS[self.cfg.activations[index - 1]][0])())
             layers.append(self.nn.Linear(fan_in, fan_out))
         return self.nn.Sequential(*layers).to(device=self.backend.device, dtype=self.backend.float_dtype())
 
@@ -260,6 +260,9 @@ class SklearnContender(Contender):
             from sklearn.neural_network import MLPClassifier  # optional and slow: the [bench] extra
         except ImportError as exc:
             raise Unavailable("not installed", f"scikit-learn is not installed ({exc})") from None
+        if len(set(self.cfg.activations)) > 1:
+            raise Unavailable("not comparable", "scikit-learn's MLPClassifier takes one activation for every "
+                              "hidden layer, not a per-layer list")
         self.MLPClassifier = MLPClassifier
         self.clf = self._make()
         self.classes = np.arange(NUM_CLASSES)
@@ -267,7 +270,8 @@ class SklearnContender(Contender):
     def _make(self) -> Any:
         total = self.cfg.rounds * self.cfg.epochs
         return self.MLPClassifier(
-            hidden_layer_sizes=tuple(self.cfg.hidden), activation="relu", solver="sgd",
+            hidden_layer_sizes=tuple(self.cfg.hidden), activation=BENCH_ACTIVATIONS[self.cfg.activations[0]][1],
+            solver="sgd",
             alpha=0.0,  # no L2 (sklearn's alpha is xpmlp's reg times the batch size)
             batch_size=self.cfg.batch_size, learning_rate="constant", learning_rate_init=self.cfg.lr,
             momentum=0.0, nesterovs_momentum=False, max_iter=total, shuffle=True,

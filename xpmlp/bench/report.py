@@ -9,6 +9,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..io import atomic_write_json
+from ..network import activation_label
 from .config import BenchConfig, BenchData, num_parameters
 
 SCHEMA = "xpmlp-bench/1"
@@ -38,7 +39,7 @@ def build_result(cfg: BenchConfig, backend: Backend, data: BenchData, contenders
     return {
         "schema": SCHEMA,
         "config": asdict(cfg) | {"sizes": cfg.sizes, "optimizer": "sgd (no momentum, no L2)",
-                                 "activation": "relu", "backend": str(backend)},
+                                 "activation": cfg.activation, "backend": str(backend)},
         "data": {"source": data.source, "generated": data.generated, "note": data.note, "n_train": n_train,
                  "n_test": int(data.x_test.shape[0])},
         "parameters": num_parameters(cfg.sizes),
@@ -114,7 +115,8 @@ def format_report(result: dict[str, Any]) -> str:
 def _header_lines(result: dict[str, Any]) -> list[str]:
     cfg, data, machine = result["config"], result["data"], result["machine"]
     lines = [
-        f"xpmlp benchmark: {'-'.join(map(str, cfg['sizes']))} ReLU, {cfg['dtype']}, batch {cfg['batch_size']}, "
+        f"xpmlp benchmark: {'-'.join(map(str, cfg['sizes']))} {activation_label(cfg.get('activation', 'relu'))}, "
+        f"{cfg['dtype']}, batch {cfg['batch_size']}, "
         f"SGD lr {cfg['lr']:g} (no momentum, no L2)",
         f"data: {data['source']}; {data['n_train']:,} training samples per epoch, {data['n_test']:,} test samples",
     ]

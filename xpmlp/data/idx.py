@@ -27,10 +27,26 @@ _MAX_GZIP_RATIO = 1100
 def read_idx(path: str | os.PathLike[str], kind: str | None = None) -> np.ndarray:
     """Read one IDX file (gzipped or raw) into a native-endian NumPy array of the shape its header gives.
 
-    ``kind`` is ``"images"`` (magic 0x00000803, uint8 (N, H, W)) or ``"labels"`` (magic 0x00000801,
-    uint8 (N,)) to insist on that layout, or None to accept any valid IDX file. The magic number, the
-    dimensions and the length (which must equal what the header implies, no more and no less) are
-    checked; any problem is a one-line DataError naming the file.
+    The magic number, the dimensions and the length (which must equal what the header implies, no
+    more and no less) are checked.
+
+    Parameters
+    ----------
+    path : str or path
+        The file (``.gz`` or raw).
+    kind : {"images", "labels"}, optional
+        Insist on images (magic 0x00000803, uint8 (N, H, W)) or labels (magic 0x00000801, uint8 (N,));
+        None accepts any valid IDX file.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, shaped as the header says.
+
+    Raises
+    ------
+    DataError
+        Any problem, in one line naming the file.
     """
     path = Path(path)
     if kind is not None and kind not in _IDX_KINDS:

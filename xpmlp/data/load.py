@@ -23,8 +23,23 @@ logger = logging.getLogger(__name__)
 class Dataset:
     """A data set as stored: uint8 images (N, H, W, C), int64 labels (N,), and where it came from.
 
-    ``origin`` says which place in the search order supplied it: ``root``, ``XPMLP_DATA``, ``cache``,
-    ``system`` or ``download``; ``source`` is the folder (or CIFAR-10 archive) read, as an absolute path.
+    Attributes
+    ----------
+    name : str
+        The canonical name.
+    x_train, y_train : numpy.ndarray
+        The training images and labels.
+    x_test, y_test : numpy.ndarray
+        The test images and labels.
+    classes : list of str
+        The class names, by label.
+    image_shape : (int, int, int)
+        (H, W, C) of one image.
+    source : str
+        The folder (or CIFAR-10 archive) read, as an absolute path.
+    origin : str
+        Which place in the search order supplied it: ``root``, ``XPMLP_DATA``, ``cache``,
+        ``system`` or ``download``.
     """
 
     name: str
@@ -53,24 +68,38 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, download
                  log: Callable[[str], object] | None = None) -> Dataset:
     """Find (or download), verify and parse a data set; the search order is in :mod:`xpmlp.data.locate`.
 
-    Args:
-        name: one of KNOWN_DATASETS (``mnist``, ``fashion-mnist``, ``cifar10``; common spellings accepted).
-        root: a folder holding the files, or a parent of the data set's usual folder. When given it is the
-            only place looked in: a root without the data is a DataError, never a fallback or a download.
-        download: fetch into the cache when no local copy exists.
-        cache_dir: the cache's parent folder (default ``pooch.os_cache("xpmlp")``); data goes in ``<cache_dir>/<name>``.
-        base_url: where to download from (default ``$XPMLP_DATA_URL`` or ``BASE_URLS[name]``).
-        registry: file name -> ``"sha256:..."``/``"md5:..."`` to download and verify (default ``REGISTRY[name]``).
-        progressbar: show a download progress bar (default: when tqdm is installed and stderr is a terminal).
-        log: optional callable that also receives the "found it here" message.
+    Parameters
+    ----------
+    name : str
+        One of ``KNOWN_DATASETS`` (``mnist``, ``fashion-mnist``, ``cifar10``; common spellings accepted).
+    root : str or path, optional
+        A folder holding the files, or a parent of the data set's usual folder. When given it is the
+        only place looked in: a root without the data is a DataError, never a fallback or a download.
+    download : bool, default True
+        Fetch into the cache when no local copy exists.
+    cache_dir : str or path, optional
+        The cache's parent folder (default ``pooch.os_cache("xpmlp")``); data goes in ``<cache_dir>/<name>``.
+    base_url : str, optional
+        Where to download from (default ``$XPMLP_DATA_URL`` or ``BASE_URLS[name]``).
+    registry : mapping, optional
+        File name -> ``"sha256:..."``/``"md5:..."`` to download and verify (default ``REGISTRY[name]``).
+    progressbar : bool, optional
+        Show a download progress bar (default: when tqdm is installed and stderr is a terminal).
+    log : callable, optional
+        Also receives the "found it here" message.
 
-    Returns:
-        A Dataset with uint8 images (N, H, W, C) and int64 labels (N,).
+    Returns
+    -------
+    Dataset
+        uint8 images (N, H, W, C) and int64 labels (N,), the class names and where they came from.
 
-    Raises:
-        InputError: unknown data set name.
-        DataError: not in ``root``, not found anywhere, a folder that cannot be searched, a failed checksum,
-            or a corrupt, truncated or inconsistent file.
+    Raises
+    ------
+    InputError
+        Unknown data set name.
+    DataError
+        Not in ``root``, not found anywhere, a folder that cannot be searched, a failed checksum,
+        or a corrupt, truncated or inconsistent file.
     """
     name = canonical_name(name)
     found, origin = locate(name, root, download, cache_dir, base_url, registry, progressbar)

@@ -44,7 +44,13 @@ SYSTEM_DATA_DIRS: tuple[str, ...] = ("/usr/share/datasets", "/usr/local/share/da
 
 
 def default_cache_dir() -> Path:
-    """The platform's user cache folder for xpmlp (e.g. ``~/.cache/xpmlp`` on Linux)."""
+    """The platform's user cache folder for xpmlp (e.g. ``~/.cache/xpmlp`` on Linux).
+
+    Returns
+    -------
+    Path
+        The folder (not created here).
+    """
     return Path(pooch.os_cache("xpmlp"))
 
 

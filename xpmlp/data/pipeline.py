@@ -24,10 +24,26 @@ logger = logging.getLogger(__name__)
 class Prepared:
     """Float32 (N, H*W*C) host arrays with int64 (N,) labels, the fitted Preprocessor and what to record.
 
-    ``source`` is the absolute folder (or CIFAR-10 archive) read. ``fingerprint`` is
-    :func:`~xpmlp.data.fingerprint.data_fingerprint` of the training and validation split: store it with a
-    checkpoint and compare it on resume (:func:`~xpmlp.data.fingerprint.check_fingerprint`). ``config``
-    holds both, plus ``root`` (the explicit data folder, absolute, or None) and the split settings.
+    Attributes
+    ----------
+    x_train, y_train, x_val, y_val, x_test, y_test : numpy.ndarray
+        The three splits.
+    preprocessor : Preprocessor
+        Fitted on the training split.
+    name : str
+        The data set.
+    classes : list of str
+        The class names, by label.
+    image_shape : (int, int, int)
+        (H, W, C) of one image.
+    source : str
+        The absolute folder (or CIFAR-10 archive) read.
+    config : dict
+        The source and fingerprint, plus ``root`` (the explicit data folder, absolute, or None) and
+        the split settings.
+    fingerprint : str
+        :func:`~xpmlp.data.fingerprint.data_fingerprint` of the training and validation split: stored
+        with a checkpoint and compared on resume.
     """
 
     x_train: np.ndarray
@@ -78,15 +94,58 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, val_size: int
             progressbar: bool | None = None, log: Callable[[str], object] | None = None) -> Prepared:
     """Load a data set and return float32 train/val/test rows (N, H*W*C), preprocessed with training statistics.
 
-    Steps: load (see load_dataset) -> optional stratified ``subset`` of the training pool ->
-    stratified validation split of ``val_size`` (default DEFAULT_VAL_SIZE[name]; if ``subset`` is not
-    larger than that, ``subset // 10`` and the config says so) -> fit the Preprocessor on the training
-    part only -> transform all three. The test set stays whole unless ``test_subset`` is given.
-    An explicit ``root`` is the only place looked in (see load_dataset); it is recorded absolute.
+    Steps: load (see :func:`load_dataset`) -> optional stratified ``subset`` of the training pool ->
+    stratified validation split of ``val_size`` -> fit the Preprocessor on the training part only ->
+    transform all three.
 
-    Raises:
-        InputError: unknown data set or method, or sizes that do not fit the data.
-        DataError: as load_dataset.
+    Parameters
+    ----------
+    name : str
+        The data set (see :func:`load_dataset`).
+    root : str or path, optional
+        The only place looked in when given; it is recorded absolute.
+    val_size : int, optional
+        Validation examples (default ``DEFAULT_VAL_SIZE[name]``; if ``subset`` is not larger than
+        that, ``subset // 10``, and the config says so).
+    subset : int, optional
+        Keep this many class-balanced training images, from which the validation split is taken.
+    preprocess : {"scale", "standardize", "mean-image"}, default "scale"
+        The :class:`Preprocessor` method.
+    seed : int, default 0
+        Seed of the subset and the split.
+    download : bool, default True
+        Fetch the data when no local copy exists.
+    test_subset : int, optional
+        Keep only this many test images (the test set stays whole by default).
+    cache_dir : str or path, optional
+        The cache's parent folder (default ``pooch.os_cache("xpmlp")``); data goes in ``<cache_dir>/<name>``.
+    base_url : str, optional
+        Where to download from (default ``$XPMLP_DATA_URL`` or ``BASE_URLS[name]``).
+    registry : mapping, optional
+        File name -> ``"sha256:..."``/``"md5:..."`` to download and verify (default ``REGISTRY[name]``).
+    progressbar : bool, optional
+        Show a download progress bar (default: when tqdm is installed and stderr is a terminal).
+    log : callable, optional
+        Also receives the "found it here" message.
+
+    Returns
+    -------
+    Prepared
+        The three splits, the fitted preprocessor and what a checkpoint records.
+
+    Raises
+    ------
+    InputError
+        Unknown data set or method, or sizes that do not fit the data.
+    DataError
+        As :func:`load_dataset`.
+
+    Examples
+    --------
+    >>> from xpmlp.data import prepare
+    >>> data = prepare("fashion-mnist", subset=2000, val_size=200)  # doctest: +SKIP
+    >>> data.x_train.shape, data.x_val.shape  # doctest: +SKIP
+    ((1800, 784), (200, 784))
     """
     name = canonical_name(name)
     pre = Preprocessor(preprocess)  # fail on a bad method before any loading

@@ -52,15 +52,22 @@ def _rows(images: Any) -> np.ndarray:
 class Preprocessor:
     """Flatten images to float32 rows and normalise them, with statistics from the training split only.
 
-    Methods:
-        ``scale`` (default): pixels / 255, in [0, 1].
-        ``standardize``: per feature, subtract the training mean and divide by the training standard
-        deviation (1 where a feature never varies, e.g. MNIST's empty corners).
-        ``mean-image``: subtract the training mean image from the raw 0-255 pixels (the CIFAR-10 homework).
-
     Fit on the training split after the validation split is taken, then transform every split.
     ``state_dict()``/``from_state_dict()`` save and restore it exactly. ``mean`` and ``std`` are
     float32 (features,) once fitted, where the method uses them.
+
+    Parameters
+    ----------
+    method : {"scale", "standardize", "mean-image"}, default "scale"
+        ``scale``: pixels / 255, in [0, 1]. ``standardize``: per feature, subtract the training mean
+        and divide by the training standard deviation (1 where a feature never varies, e.g. MNIST's
+        empty corners). ``mean-image``: subtract the training mean image from the raw 0-255 pixels
+        (the CIFAR-10 homework).
+
+    Raises
+    ------
+    InputError
+        An unknown method.
     """
 
     def __init__(self, method: str = "scale") -> None:

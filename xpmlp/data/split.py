@@ -58,13 +58,36 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_size: int,
     """Split off a stratified, seeded validation set of exactly ``val_size`` examples.
 
     Each class contributes ``val_size * (class share)`` examples (rounding fixed up so the total is
-    exact); both parts keep the original order. ``val_size == 0`` gives empty validation arrays.
+    exact); both parts keep the original order.
 
-    Returns:
-        (x_train (N - val_size, ...), y_train, x_val (val_size, ...), y_val)
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, ...) examples.
+    y : numpy.ndarray
+        (N,) labels.
+    val_size : int
+        Validation examples; 0 gives empty validation arrays.
+    seed : int, default 0
+        Seed of the draw.
 
-    Raises:
-        InputError: mismatched x/y, or val_size not in 0..len(y)-1.
+    Returns
+    -------
+    x_train, y_train, x_val, y_val : numpy.ndarray
+        (N - val_size, ...) and (val_size, ...) examples with their labels.
+
+    Raises
+    ------
+    InputError
+        Mismatched x/y, or ``val_size`` not in 0..len(y)-1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp.data import train_val_split
+    >>> x, y = np.arange(10), np.array([0, 1] * 5)
+    >>> [part.shape for part in train_val_split(x, y, 4)]
+    [(6,), (6,), (4,), (4,)]
     """
     check_xy(x, y)
     val_size = check_count(val_size, "val_size")
@@ -78,12 +101,28 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_size: int,
 
 
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded subset (x (n, ...), y (n,)) of exactly ``n`` examples with the class balance kept (for quick runs).
+    """A seeded subset of exactly ``n`` examples with the class balance kept (for quick runs).
 
-    ``n`` equal to the number of examples returns them all (in order).
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, ...) examples.
+    y : numpy.ndarray
+        (N,) labels.
+    n : int
+        How many to keep; ``n == N`` returns them all, in order.
+    seed : int, default 0
+        Seed of the draw.
 
-    Raises:
-        InputError: mismatched x/y, or n not in 1..len(y).
+    Returns
+    -------
+    x, y : numpy.ndarray
+        (n, ...) examples and (n,) labels.
+
+    Raises
+    ------
+    InputError
+        Mismatched x/y, or ``n`` not in 1..len(y).
     """
     check_xy(x, y)
     n = check_count(n, "subset size")

@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backend import Backend, backend_unavailable, get_backend
-from ..layers import Dropout
+from ..layers import Dropout, Linear
 from ..model import MLP
 from .arrays import backend_of, check_same_namespace, device_copy, host, is_on_device, on_backend, sample_weights
 from .loop import FitData, StochasticLoop, class_indices, make_solver
@@ -61,58 +61,126 @@ def _layer_property(kind: str, doc: str) -> property:
 def build_model(backend: Backend, arch: dict[str, Any]) -> MLP:
     """xpmlp's MLP for the estimator's architecture (sizes, activation, dropout and its seed).
 
-    ``activation='identity'`` keeps the Linear (and Dropout) layers only.
+    ``activation`` is one name or one per hidden layer; ``'identity'`` keeps that layer's Linear
+    (and Dropout) only.
     """
-    identity = arch["activation"] == "identity"
-    model = MLP(arch["sizes"], "relu" if identity else arch["activation"], backend=backend, dtype=backend.dtype,
-                seed=arch["seed"], dropout=arch["dropout"])
-    if identity:
-        model.net.layers = [layer for layer in model.net.layers if layer.params or isinstance(layer, Dropout)]
+    n_hidden = len(arch["sizes"]) - 2
+    names = arch["activation"] if isinstance(arch["activation"], list) else [arch["activation"]] * n_hidden
+    model = MLP(arch["sizes"], [n if n != "identity" else "relu" for n in names] or "relu", backend=backend,
+                dtype=backend.dtype, seed=arch["seed"], dropout=arch["dropout"])
+    if "identity" in names:
+        kept, hidden = [], -1
+        for layer in model.net.layers:
+            hidden += isinstance(layer, Linear)
+            if layer.params or isinstance(layer, Dropout) or names[hidden] != "identity":
+                kept.append(layer)
+        model.net.layers = kept
     return model
 
 
 class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
     """Multi-layer perceptron classifier with scikit-learn's interface, trained by xpmlp on any device.
 
-    Parameters as ``sklearn.neural_network.MLPClassifier`` (same names, defaults and meaning):
-    ``hidden_layer_sizes``, ``activation`` ('identity', 'logistic', 'tanh', 'relu', and xpmlp's
-    'leaky_relu', 'swish'/'silu', 'selu', 'elu', 'gelu'), ``solver`` ('sgd', 'adam', and xpmlp's
-    'momentum', 'nesterov', 'adamw'; 'lbfgs' is refused), ``alpha``, ``batch_size``,
-    ``learning_rate`` ('constant', 'invscaling', 'adaptive'; SGD-family solvers only, as in
-    scikit-learn), ``learning_rate_init``, ``power_t``, ``max_iter``, ``shuffle``,
-    ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``momentum``, ``nesterovs_momentum``,
-    ``early_stopping``, ``validation_fraction``, ``beta_1``, ``beta_2``, ``epsilon``,
-    ``n_iter_no_change``. Solver 'sgd' is Nesterov SGD when ``nesterovs_momentum`` (default),
-    classic momentum otherwise, plain SGD at ``momentum=0``.
+    A drop-in for ``sklearn.neural_network.MLPClassifier``: the parameters it shares with it have
+    the same names, defaults and meaning. Binary problems use a two-unit softmax
+    (``n_outputs_ == 2``): ``predict_proba`` has two columns, as scikit-learn's does. Arrays stay
+    where they are: device input trains and predicts on its device and returns arrays of its library
+    there; NumPy input returns NumPy. Fitted attributes are NumPy arrays, or arrays of the input's
+    library for device input (``classes_`` too when the labels are numbers).
 
-    ``alpha``: scikit-learn's convention. Each minibatch B minimises the (weighted) mean
-    cross-entropy plus α/(2·Σ_{i∈B} wᵢ)·Σₖ‖Wₖ‖²_F — the L2 penalty divided by the batch's
-    sample count (its weight sum with ``sample_weight``). In xpmlp's ``--reg λ`` terms
-    (½λ‖W‖², not divided) this is λ = α / batch size, e.g. α = 1e-4 at batch 200 is λ = 5e-7.
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        The hidden widths.
+    activation : str, default "relu"
+        'identity', 'logistic', 'tanh', 'relu', and xpmlp's 'leaky_relu', 'swish'/'silu', 'selu',
+        'elu', 'gelu'.
+    solver : str, default "adam"
+        'sgd', 'adam', and xpmlp's 'momentum', 'nesterov', 'adamw'; 'lbfgs' is refused. 'sgd' is
+        Nesterov SGD when ``nesterovs_momentum`` (default), classic momentum otherwise, plain SGD at
+        ``momentum=0``.
+    alpha : float, default 1e-4
+        L2 strength, scikit-learn's convention: each minibatch B minimises the (weighted) mean
+        cross-entropy plus α/(2·Σ_{i∈B} wᵢ)·Σₖ‖Wₖ‖²_F, the penalty divided by the batch's sample
+        count (its weight sum with ``sample_weight``). In xpmlp's ``--reg λ`` terms (½λ‖W‖², not
+        divided) this is λ = α / batch size, e.g. α = 1e-4 at batch 200 is λ = 5e-7.
+    batch_size : int or "auto", default "auto"
+        Minibatch size; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The schedule of the SGD-family solvers, as in scikit-learn.
+    learning_rate_init : float, default 1e-3
+        The initial learning rate.
+    power_t : float, default 0.5
+        The exponent of "invscaling".
+    max_iter : int, default 200
+        Epochs at most.
+    shuffle : bool, default True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState or None, default None
+        Seed of the initial weights, the shuffles, the validation split and dropout.
+    tol : float, default 1e-4
+        The improvement that counts for the stopping rule.
+    verbose : bool, default False
+        Print the loss after each epoch.
+    warm_start : bool, default False
+        Continue from the last fit's weights.
+    momentum : float, default 0.9
+        Momentum of the SGD-family solvers.
+    nesterovs_momentum : bool, default True
+        Nesterov momentum for solver 'sgd'.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` and stop when its score stops improving.
+    validation_fraction : float, default 0.1
+        The held-out share for early stopping.
+    beta_1, beta_2 : float, default 0.9, 0.999
+        Adam's moment decays.
+    epsilon : float, default 1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default 10
+        Epochs without ``tol`` improvement before stopping.
+    device : str, default "auto"
+        Where host (NumPy) input trains: 'auto' (a CUDA GPU through CuPy when usable, else the CPU),
+        'cpu', 'cuda[:N]', 'torch', 'torch:cuda[:N]', 'strict[:NAME]'. Device arrays (CuPy, PyTorch,
+        array-api-strict) always train on their own device.
+    dtype : {"auto", "float32", "float64"}, default "auto"
+        'auto': float32 input trains in float32, anything else in float64, as scikit-learn.
+    dropout : float, default 0.0
+        Probability of dropping a hidden unit while training (inverted dropout after each hidden
+        activation, masks drawn on the device; 0.0 is scikit-learn's network). Its seed is drawn
+        from ``random_state`` after the initial weights.
+    class_weight : None, "balanced" or dict, default None
+        'balanced' (n / (n_classes · count)) or {label: weight}; multiplies the sample weights.
+    weight_decay : float, optional
+        AdamW's decoupled decay (solver='adamw' only; default 0.01).
 
-    ``sample_weight`` (fit, partial_fit): scikit-learn >= 1.7's convention, the batch loss
+    Attributes
+    ----------
+    coefs_, intercepts_ : list of array
+        The fitted weights and biases, layer by layer.
+    classes_ : array
+        The class labels.
+    loss_curve_ : list of float
+        The loss after each epoch.
+    n_iter_ : int
+        Epochs run.
+
+    Notes
+    -----
+    ``sample_weight`` (fit, partial_fit) follows scikit-learn >= 1.7: the batch loss
     Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ + α/(2 Σᵢ wᵢ)·Σₖ‖Wₖ‖²_F with gradient dL/dzᵢ = wᵢ (pᵢ − onehot(yᵢ)) / Σw; an
     integer weight k counts a sample k times (exactly so when a batch holds the whole data). A
     batch whose weights are all zero is skipped. ``class_weight`` multiplies these weights.
 
-    xpmlp's parameters:
-        device: where host (NumPy) input trains: 'auto' (a CUDA GPU through CuPy when usable,
-            else the CPU), 'cpu', 'cuda[:N]', 'torch', 'torch:cuda[:N]', 'strict[:NAME]'.
-            Device arrays (CuPy, PyTorch, array-api-strict) always train on their own device.
-        dtype: 'auto' (float32 input trains in float32, anything else in float64, as
-            scikit-learn), 'float32' or 'float64'.
-        dropout: probability of dropping a hidden unit while training (inverted dropout after each
-            hidden activation, masks drawn on the device; 0.0, the default, is scikit-learn's
-            network). Its seed is drawn from ``random_state`` after the initial weights.
-        class_weight: None, 'balanced' (n / (n_classes · count)) or {label: weight};
-            multiplies the sample weights.
-        weight_decay: AdamW's decoupled decay (solver='adamw' only; default 0.01).
-
-    Binary problems use a two-unit softmax (``n_outputs_ == 2``): ``predict_proba`` has two
-    columns, as scikit-learn's does. Arrays stay where they are: device input trains and
-    predicts on its device and returns arrays of its library there; NumPy input returns NumPy.
-    Fitted attributes are NumPy arrays, or arrays of the input's library for device input
-    (``classes_`` too when the labels are numbers).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpmlp import MLPClassifier
+    >>> X = np.random.default_rng(0).normal(size=(200, 4))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=50, random_state=0,
+    ...                     device="cpu").fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
     """
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",

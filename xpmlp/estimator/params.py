@@ -27,7 +27,7 @@ class Settings:
     """The validated hyper-parameters of one fit, in xpmlp's terms."""
 
     hidden: tuple[int, ...]
-    activation: str          # an xpmlp activation name, or "identity"
+    activation: str | list[str]  # an xpmlp activation name or "identity"; or one per hidden layer
     init_factor: float       # Glorot-uniform bound sqrt(factor / (fan_in + fan_out)): 2 for sigmoid, else 6
     optimizer: str           # xpmlp's optimizer name (make_optimizer)
     sgd_family: bool         # learning_rate schedules apply (scikit-learn: solver='sgd' only)
@@ -75,7 +75,21 @@ def _hidden(sizes: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in items)
 
 
-def _activation(name: Any) -> str:
+def _activation(name: Any, n_hidden: int) -> str | list[str]:
+    """xpmlp's activation name for scikit-learn's (or xpmlp's) name, or a list: one per hidden layer."""
+    if isinstance(name, (list, tuple)):
+        if not name:
+            raise InputError("activation is an empty list; give one name, e.g. 'relu', or one per hidden layer")
+        if len(name) == 1:
+            return _activation(name[0], n_hidden)
+        if len(name) != n_hidden:
+            raise InputError(f"activation lists {len(name)} names but hidden_layer_sizes has {n_hidden} layer"
+                             f"{'s' * (n_hidden != 1)}; give one name, or one per hidden layer")
+        return [_one_activation(a) for a in name]
+    return _one_activation(name)
+
+
+def _one_activation(name: Any) -> str:
     key = str(name).strip().lower().replace("-", "_")
     if key in SKLEARN_ACTIVATIONS:
         return SKLEARN_ACTIVATIONS[key]
@@ -145,10 +159,11 @@ def resolve(est: Any) -> Settings:
     optimizer, sgd_family = _optimizer(est)
     if est.learning_rate not in LEARNING_RATES:
         raise InputError(f"unknown learning_rate {est.learning_rate!r}; use one of: {', '.join(LEARNING_RATES)}")
-    activation = _activation(est.activation)
+    hidden = _hidden(est.hidden_layer_sizes)
+    activation = _activation(est.activation, len(hidden))
     early = est.early_stopping
     return Settings(
-        hidden=_hidden(est.hidden_layer_sizes),
+        hidden=hidden,
         activation=activation,
         init_factor=2.0 if activation == "sigmoid" else 6.0,
         optimizer=optimizer,

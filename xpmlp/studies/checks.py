@@ -21,7 +21,8 @@ from ..backend import Backend, get_backend
 from ..data.preprocess import PREPROCESS_METHODS
 from ..data.registry import canonical_name
 from ..errors import InputError, XpmlpError
-from ..layers import Dropout, get_activation, init_std
+from ..layers import Dropout, init_std
+from ..network import activation_label, activation_list
 from ..optim import make_optimizer
 from ..runs import make_config, train_config
 from ..schedules import parse_schedule
@@ -73,6 +74,9 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "positive_int": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "int": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
     "number": (_is_number, "a finite number"),
+    "activation": (lambda v: isinstance(v, str) or (isinstance(v, list) and bool(v)
+                                                    and all(isinstance(a, str) for a in v)),
+                   "a name or a list of names, one per hidden layer"),
     "any": (lambda v: True, "a value"),
 }
 _EXAMPLES = {"positive_int": 10, "int": 0, "number": 0.1, "text": "...", "flag": True, "widths": [500, 500]}
@@ -150,7 +154,7 @@ VALUE_CHECKS: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
     ("augment", lambda c: check_augment(c["augment"], c["dataset"])),  # before "epochs", which parses it too
     ("epochs", lambda c: train_config(c).validate()),  # and iterations, batch_size, lr, reg, seed, ...
     ("dataset", lambda c: canonical_name(c["dataset"])),
-    ("activation", lambda c: get_activation(c["activation"], get_backend("cpu"))),
+    ("activation", lambda c: activation_list(c["activation"], len(c["hidden"]))),
     ("init", lambda c: init_std(c["init"], 1, 1)),
     ("optimizer", lambda c: make_optimizer(c["optimizer"], c["lr"], momentum=c["momentum"],
                                            weight_decay=c["weight_decay"])),
@@ -182,7 +186,7 @@ def describe(combo: dict[str, Any], limit: int = 100) -> str:
     """`` (lr 0.05, hidden [8])``: what sets one configuration apart, cut to ``limit`` characters."""
     if not combo:
         return ""
-    text = ", ".join(f"{k} {v}" for k, v in combo.items())
+    text = ", ".join(f"{k} {activation_label(v) if k == 'activation' else v}" for k, v in combo.items())
     return f" ({text if len(text) <= limit else text[:limit - 3] + '...'})"
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import checkpoint, plots
 from ..errors import InputError
+from ..network import activation_label, normalize_activation
 from ..runfolder import check_out
 from ..settings import DEFAULTS
 from .checks import check_block, check_setting, make_configs, show
@@ -61,26 +62,62 @@ PRESET_NOTES: dict[str, str] = {
 MAX_ACTIVATIONS = 100
 
 
-def _check_activations(activations: Any) -> list[str]:
+def _check_activations(activations: Any) -> list[Any]:
+    """The entries to compare: each a name, or a per-hidden-layer list of names (a whole network)."""
     if not isinstance(activations, list) or not activations:
         raise InputError(f"give at least one activation, e.g. --activations relu tanh; got {show(activations)}")
     if len(activations) > MAX_ACTIVATIONS:
         raise InputError(f"{len(activations)} activations (at most {MAX_ACTIVATIONS}); compare fewer at once")
+    activations = [normalize_activation(a) for a in activations]
     for a in activations:
         check_setting("activation", a, "activations")
-    twice = sorted({a for a in activations if activations.count(a) > 1})
+    labels = [activation_label(a) for a in activations]
+    twice = sorted({a for a in labels if labels.count(a) > 1})
     if twice:
         raise InputError(f"activations: {', '.join(twice)} listed more than once; list each once")
     return activations
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A run's activation as its table entry, legend and file name (``tanh+relu`` for a per-layer list)."""
+    return activation_label(row["config"]["activation"])
 
 
 def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Log = print,
             command: str | None = None, note: str | None = None) -> dict[str, Any]:
     """Train the same network once per activation; write curves, weight grids, tables, report.
 
-    ``settings``: run settings (see ``xpmlp.settings.DEFAULTS``) plus ``activations`` (a list).
-    Everything is checked before the first run. Ctrl-C stops the study after the current run
-    checkpoints: the report lists the unfinished runs apart and ``StudyInterrupted`` is raised.
+    Everything is checked before the first run. Runs that already finished in ``out`` are not
+    trained again; an interrupted one resumes from its checkpoint.
+
+    Parameters
+    ----------
+    settings : dict
+        Run settings (see ``xpmlp.settings.DEFAULTS``) plus ``activations`` (a list).
+    out : str or path
+        The study's folder: ``report.md``, ``results.json``, plots and one run folder per activation.
+    jobs : int, default 1
+        Local worker processes.
+    log : callable, default print
+        Called with each line of progress (``lambda line: None`` for silence).
+    command : str, optional
+        The command line to record in the report.
+    note : str, optional
+        A paragraph for the report (the presets say what the homework found).
+
+    Returns
+    -------
+    dict
+        What ``results.json`` holds: ``study``, ``status``, ``settings``, ``activations``, ``runs``
+        (each with ``config``, ``run_dir``, ``metrics``, ``status``), ``unfinished``, ``date``.
+
+    Raises
+    ------
+    InputError
+        A bad setting or activation, before anything is written.
+    StudyInterrupted
+        Ctrl-C (or SIGTERM) stopped the study after the current run checkpointed; the report
+        lists the unfinished runs apart.
     """
     out = Path(out)
     settings = dict(settings)
@@ -92,7 +129,7 @@ def compare(settings: dict[str, Any], out: str | Path, *, jobs: int = 1, log: Lo
     done = finished(rows)
     grids = _plots(done, out)
     header = ["activation", "final loss", "best val acc", "final val acc", "test acc", "train s"]
-    table = [[r["config"]["activation"], fmt(r["metrics"]["final_loss"], ".6f"),
+    table = [[_label(r), fmt(r["metrics"]["final_loss"], ".6f"),
               fmt(r["metrics"]["best_val_acc"]), fmt(r["metrics"]["final_val_acc"]),
               fmt(r["metrics"]["test_acc"]), fmt(r["metrics"]["train_seconds"], ".1f")] for r in done]
     if table:
@@ -126,14 +163,14 @@ def _lesson(note: str | None, done: list[dict[str, Any]]) -> list[str]:
                     key=lambda r: r["metrics"]["test_acc"])
     if ranked:
         lines += ["Measured here (test accuracy, lowest first): "
-                  + " < ".join(f"{r['config']['activation']} {fmt(r['metrics']['test_acc'])}" for r in ranked)
+                  + " < ".join(f"{_label(r)} {fmt(r['metrics']['test_acc'])}" for r in ranked)
                   + ".", ""]
     return lines
 
 
 def _plots(done: list[dict[str, Any]], out: Path) -> dict[str, str]:
     """Loss and accuracy curves of the finished runs and their first-layer weight grids; {activation: file}."""
-    curves = histories({r["config"]["activation"]: r["run_dir"] for r in done})
+    curves = histories({_label(r): r["run_dir"] for r in done})
     if curves:
         plots.plot_loss(curves, inside(out, "loss.png"), title="Training loss per activation")
         plots.plot_accuracy(curves, inside(out, "accuracy.png"), title="Accuracy per activation")
@@ -141,7 +178,7 @@ def _plots(done: list[dict[str, Any]], out: Path) -> dict[str, str]:
     for r in done:
         if not (Path(r["run_dir"]) / "checkpoint.npz").is_file():
             continue
-        activation = r["config"]["activation"]
+        activation = _label(r)
         tree = checkpoint.load(Path(r["run_dir"]) / "checkpoint.npz")
         path = inside(out, f"W1_{safe_name(activation)}.png")
         plots.weight_grid(tree["model"]["W1"], tuple(tree["data"]["image_shape"]), path,

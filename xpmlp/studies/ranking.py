@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..network import activation_label
 from .report import fmt
 
 RANKING_HEADER = ["rank", "structure", "activation", "optimizer", "epochs", "lr", "λ", "best val acc",
@@ -25,7 +26,18 @@ def ranking_header(extra: Sequence[str]) -> list[str]:
 
 
 def rank_by_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first)."""
+    """Rows sorted by best validation accuracy, highest first (ties: fewer parameters first).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Finished runs, each with ``metrics`` holding ``best_val_acc`` and ``params``.
+
+    Returns
+    -------
+    list of dict
+        The same rows, best first; the test accuracy plays no part.
+    """
     def key(r: dict[str, Any]) -> tuple[float, int]:
         val = r["metrics"].get("best_val_acc")
         return (-(val if val is not None else -1.0), r["metrics"].get("params") or 0)
@@ -42,6 +54,7 @@ def ranking_row(rank: int, r: dict[str, Any], top: int, extra: Sequence[str] = (
     """One line of ``ranking_header(extra)``."""
     c, m = r["config"], r["metrics"]
     extras = [f"{c.get(key):g}" if isinstance(c.get(key), float) else str(c.get(key)) for key in extra]
-    return [str(rank), structure(r), c["activation"], c["optimizer"], str(c["epochs"] or c["iterations"]),
+    return [str(rank), structure(r), activation_label(c["activation"]), c["optimizer"],
+            str(c["epochs"] or c["iterations"]),
             f"{c['lr']:g}", f"{c['reg']:g}", *extras, fmt(m["best_val_acc"]), fmt(m["test_acc"]),
             "yes" if rank <= top else ""]

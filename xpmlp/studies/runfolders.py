@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import checkpoint
 from ..errors import CheckpointError, InputError
+from ..network import activation_label
 
 Log = Callable[[str], None]
 
@@ -48,7 +49,8 @@ def run_key(cfg: dict[str, Any]) -> str:
     length = f"e{cfg['epochs']}" if cfg.get("epochs") else f"i{cfg['iterations']}"
     digest = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in PLACE_KEYS},
                                        sort_keys=True, default=str).encode()).hexdigest()[:8]
-    readable = f"{hidden}_{cfg['activation']}_{cfg['optimizer']}_lr{cfg['lr']:g}_reg{cfg['reg']:g}_{length}"
+    activation = activation_label(cfg["activation"])
+    readable = f"{hidden}_{activation}_{cfg['optimizer']}_lr{cfg['lr']:g}_reg{cfg['reg']:g}_{length}"
     return f"{safe_name(readable)}_{digest}"
 
 

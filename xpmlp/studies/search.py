@@ -27,6 +27,7 @@ from typing import Any
 from .. import plots
 from ..callbacks import Callback
 from ..errors import InputError
+from ..network import activation_label
 from ..runfolder import check_out
 from .checks import make_configs
 from .execute import Engine, LocalEngine, Log, RunContext, Task, check_data, inside, run_key, run_tasks
@@ -280,7 +281,9 @@ def search(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] |
 
 
 def _sampled(r: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["params"].items())
+    def text(k: str, v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else activation_label(v) if k == "activation" else str(v)
+    return ", ".join(f"{k} {text(k, v)}" for k, v in r["params"].items())
 
 
 def _report(spec: dict[str, Any], plan: _Plan, rows: list[dict[str, Any]], log: Log,

@@ -51,8 +51,11 @@ class Dimension:
         return [json.dumps(c) if isinstance(c, list) else c for c in self.choices or ()]
 
     def decode(self, value: Any) -> Any:
-        if self.choices is not None and any(isinstance(c, list) for c in self.choices) and isinstance(value, str):
-            return json.loads(value)
+        """The choice an encoded value stands for (a list's JSON text back to the list; a name stays a name,
+        so choices may mix them, e.g. activation: [relu, [tanh, relu]])."""
+        for choice, encoded in zip(self.choices or (), self.encoded_choices(), strict=True):
+            if isinstance(choice, list) and encoded == value:
+                return list(choice)
         return value
 
 

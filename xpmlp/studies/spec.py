@@ -83,7 +83,24 @@ def _read(path: Path) -> str:
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
-    """Read a sweep spec (YAML or JSON) and check it (``check_spec``)."""
+    """Read a sweep spec (YAML or JSON) and check it (:func:`check_spec`).
+
+    Parameters
+    ----------
+    path : str or path
+        A ``.yaml``/``.yml`` or ``.json`` file of at most 1 MiB; YAML anchors and aliases are
+        refused.
+
+    Returns
+    -------
+    dict
+        The spec.
+
+    Raises
+    ------
+    InputError
+        An unreadable, oversized or malformed file, or a spec that fails :func:`check_spec`.
+    """
     path = Path(path)
     text = _read(path)
     kind = "JSON" if path.suffix == ".json" else "YAML"
@@ -129,7 +146,26 @@ def _is_int(v: Any, minimum: int) -> bool:
 
 
 def check_spec(spec: Any, where: str = "sweep spec") -> dict[str, Any]:
-    """Check a spec's keys, types and size (everything short of the run settings' values); returns it."""
+    """Check a spec's keys, types and size (everything short of the run settings' values).
+
+    Parameters
+    ----------
+    spec : object
+        The parsed spec.
+    where : str, default "sweep spec"
+        What to call it in messages.
+
+    Returns
+    -------
+    dict
+        ``spec`` itself.
+
+    Raises
+    ------
+    InputError
+        An unknown key, a wrong type, or a spec past the size limits (such as 200-character strings),
+        in one line naming the key and the fix.
+    """
     if not isinstance(spec, dict):
         raise InputError(f"{where}: the spec must be a mapping with 'base' and 'grid' or 'candidates'")
     _check_tree(spec, where)
@@ -242,8 +278,24 @@ def _grid_size(spec: dict[str, Any]) -> int:
 
 
 def expand_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The list of settings a spec asks for: explicit candidates, a full grid, or a random sample of it
-    (a search over a ``space`` chooses its configurations as it goes: see ``search``)."""
+    """The list of settings a spec asks for: explicit candidates, a full grid, or a random sample of it.
+
+    Parameters
+    ----------
+    spec : dict
+        A checked spec with ``candidates`` or ``grid`` (``search: random`` with ``samples: N``
+        draws N of the grid's combinations).
+
+    Returns
+    -------
+    list of dict
+        One dict of settings per configuration, before the ``base`` is applied.
+
+    Raises
+    ------
+    InputError
+        A spec with a ``space``: a search chooses its configurations as it goes.
+    """
     if is_search(spec):
         raise InputError("a search over a space has no fixed list of configurations; run it with sweep")
     if "candidates" in spec:

@@ -31,14 +31,40 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
           jobs: int | Engine = 1, log: Log = print, command: str | None = None) -> dict[str, Any]:
     """Train every configuration of ``spec``; rank by best validation accuracy; report test accuracy.
 
-    ``jobs``: local worker processes, or an Engine (``engines.make_engine``). A spec with a
-    ``space`` is an Optuna search (``search.search``): its trials are chosen as it goes.
+    A spec with a ``space`` is an Optuna search: its trials are chosen as it goes. Selection never
+    looks at the test set: the ranking and the chosen model use validation accuracy only; test
+    accuracy is reported for the selected model(s) afterwards. Every configuration is checked
+    before the first run starts and before anything is written.
 
-    Selection never looks at the test set: the ranking and the chosen model use validation
-    accuracy only; test accuracy is reported for the selected model(s) afterwards. Every
-    configuration is checked before the first run starts and before anything is written.
-    Ctrl-C stops the study after the current run checkpoints: unfinished runs are listed apart,
-    never ranked, and ``StudyInterrupted`` is raised once the report is written.
+    Parameters
+    ----------
+    spec : dict
+        A sweep spec (as :func:`load_spec` reads it): ``base`` and ``candidates``, ``grid`` or
+        ``space``.
+    out : str or path
+        The study's folder.
+    overrides : dict, optional
+        Settings that win over the spec's (the command line's flags).
+    jobs : int or Engine, default 1
+        Local worker processes, or an engine (``xpmlp.studies.engines.make_engine``: Dask).
+    log : callable, default print
+        Called with each line of progress.
+    command : str, optional
+        The command line to record in the report.
+
+    Returns
+    -------
+    dict
+        What ``results.json`` holds: ``ranking`` (finished runs, best first, each with ``rank``,
+        ``config``, ``metrics``), ``selected`` and ``unfinished``; a search adds ``pruned``,
+        ``failed`` and ``search``.
+
+    Raises
+    ------
+    InputError
+        A bad spec or setting, before anything is written.
+    StudyInterrupted
+        Ctrl-C stopped the study; unfinished runs are listed apart, never ranked.
     """
     spec = check_spec(spec)
     if is_search(spec):
