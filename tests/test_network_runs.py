@@ -191,3 +191,11 @@ def test_a_short_homework_study_builds_the_three_networks_as_written(tmp_path):
         ([784, 500, 500, 10], ["tanh", "relu"], 1e-3, 128, 1e-3, "he")], key=repr)
     report = (out / "report.md").read_text()
     assert "tanh+relu" in report and "784-514-256-128-64-10" in report and "Selected:" in report
+
+
+def test_sweep_curves_are_labelled_with_the_network_and_its_activations():
+    from xpmlp.studies.sweep_study import _legend
+
+    row = {"config": {"hidden": [500, 500], "activation": ["tanh", "relu"], "lr": 1e-3, "reg": 1e-3, "epochs": 200},
+           "metrics": {"sizes": [784, 500, 500, 10]}}
+    assert _legend(3, row) == "#3 784-500-500-10 tanh+relu lr 0.001 λ 0.001 e200"

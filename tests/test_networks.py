@@ -8,9 +8,9 @@ import pytest
 from xpmlp.backend import get_backend
 from xpmlp.errors import InputError
 from xpmlp.gradcheck import check_model, run_all
-from xpmlp.layers import ELU, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, layer_from_config
+from xpmlp.layers import ELU, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from xpmlp.model import MLP, Sequential
-from xpmlp.network import activation_label, hidden_activations
+from xpmlp.network import activation_label, hidden_activations, layer_from_config
 from xpmlp.train import TrainConfig, Trainer, evaluate
 
 MIXED = ["tanh", "relu", "sigmoid"]

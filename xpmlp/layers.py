@@ -8,7 +8,7 @@ Shapes: x is (N, D) for a batch of N rows; dout has the shape of the forward out
 A layer is made with or without a Backend (``Linear(784, 500)``, ``Tanh()``): one made without
 is placed on a backend when the network is built (``place``), and takes its namespace ``xp``
 from it then, once; only the Array API is used, plus the backend's in-place fast paths.
-``config()`` describes a layer as JSON and ``layer_from_config`` rebuilds it (checkpoints of
+``config()`` describes a layer as JSON and ``network.layer_from_config`` rebuilds it (checkpoints of
 networks built layer by layer).
 """
 
@@ -121,7 +121,7 @@ class Layer:
         """What a layer does when it gets its backend (draw weights, take a generator)."""
 
     def config(self) -> dict[str, Any]:
-        """The layer as JSON: its class name and constructor arguments (``layer_from_config`` inverts it)."""
+        """The layer as JSON: its class name and constructor arguments (``network.layer_from_config`` inverts it)."""
         return {"type": type(self).__name__}
 
     def forward(self, x: Array, train: bool = True) -> Array:
@@ -590,56 +590,3 @@ def get_activation(name: str, backend: Backend | None = None, **kwargs: Any) -> 
     if key not in ACTIVATIONS:
         raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key](backend, **kwargs)
-
-
-#: Every layer class by the name ``Layer.config()`` records.
-LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Linear, Dropout, *ACTIVATIONS.values())}
-
-
-def layer_from_config(config: dict[str, Any]) -> Layer:
-    """A new, unplaced layer from ``Layer.config()``'s dict.
-
-    Parameters
-    ----------
-    config : dict
-        ``{"type": class name, **constructor arguments}`` as ``Layer.config()`` writes it; only
-        the classes of :data:`LAYER_TYPES` are built.
-
-    Returns
-    -------
-    Layer
-        The layer, without a backend.
-
-    Raises
-    ------
-    InputError
-        If the dict names no known layer type or holds arguments that type does not take.
-    """
-    if not isinstance(config, dict) or config.get("type") not in LAYER_TYPES:
-        raise InputError(f"unknown layer {config!r}; a layer config names one of: {', '.join(LAYER_TYPES)}")
-    args = {k: v for k, v in config.items() if k != "type"}
-    try:
-        return LAYER_TYPES[config["type"]](**args)
-    except TypeError as exc:
-        raise InputError(f"bad layer config {config!r} ({exc}); it was not written by xpmlp") from None
-
-
-def activation_name(layer: Layer) -> str:
-    """The name ``get_activation`` takes for an activation layer.
-
-    Parameters
-    ----------
-    layer : Layer
-        An activation layer.
-
-    Returns
-    -------
-    str
-        Its name (``"tanh"``; ``"leaky_relu:0.2"`` keeps a slope other than 0.01).
-    """
-    for name, cls in ACTIVATIONS.items():
-        if type(layer) is cls:
-            if isinstance(layer, LeakyReLU) and layer.slope != 0.01:
-                return f"leaky_relu:{layer.slope:g}"
-            return name
-    return type(layer).__name__.lower()

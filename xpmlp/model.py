@@ -9,9 +9,16 @@ from typing import Any
 
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
-from .layers import Dropout, Layer, Linear, get_activation, layer_from_config
+from .layers import Dropout, Layer, Linear, get_activation
 from .losses import l2_penalty, l2_value, softmax_cross_entropy
-from .network import LayerStack, activation_list, check_stack, hidden_activations, normalize_activation
+from .network import (
+    LayerStack,
+    activation_list,
+    check_stack,
+    hidden_activations,
+    layer_from_config,
+    normalize_activation,
+)
 
 Array = Any
 

@@ -2,7 +2,8 @@
 
 ``LayerStack`` runs layers in order and back; ``check_stack`` refuses an ill-formed list before
 anything is placed, naming the layer at fault; ``hidden_activations`` reads back the activation
-of each hidden layer, as ``MLP``'s ``activation`` argument would name it.
+of each hidden layer, as ``MLP``'s ``activation`` argument would name it; ``layer_from_config``
+rebuilds a layer from the JSON its ``config()`` gives (checkpoints of networks built from layers).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import InputError
-from .layers import Dropout, Layer, Linear, activation_name
+from .layers import ACTIVATIONS, Dropout, Layer, LeakyReLU, Linear
 
 Array = Any
 
@@ -229,3 +230,56 @@ def activation_label(activation: Any) -> str:
     """
     activation = normalize_activation(activation)
     return "+".join(map(str, activation)) if isinstance(activation, list) else str(activation)
+
+
+#: Every layer class by the name ``Layer.config()`` records.
+LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Linear, Dropout, *ACTIVATIONS.values())}
+
+
+def layer_from_config(config: dict[str, Any]) -> Layer:
+    """A new, unplaced layer from ``Layer.config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"type": class name, **constructor arguments}`` as ``Layer.config()`` writes it; only
+        the classes of :data:`LAYER_TYPES` are built.
+
+    Returns
+    -------
+    Layer
+        The layer, without a backend.
+
+    Raises
+    ------
+    InputError
+        If the dict names no known layer type or holds arguments that type does not take.
+    """
+    if not isinstance(config, dict) or config.get("type") not in LAYER_TYPES:
+        raise InputError(f"unknown layer {config!r}; a layer config names one of: {', '.join(LAYER_TYPES)}")
+    args = {k: v for k, v in config.items() if k != "type"}
+    try:
+        return LAYER_TYPES[config["type"]](**args)
+    except TypeError as exc:
+        raise InputError(f"bad layer config {config!r} ({exc}); it was not written by xpmlp") from None
+
+
+def activation_name(layer: Layer) -> str:
+    """The name ``get_activation`` takes for an activation layer.
+
+    Parameters
+    ----------
+    layer : Layer
+        An activation layer.
+
+    Returns
+    -------
+    str
+        Its name (``"tanh"``; ``"leaky_relu:0.2"`` keeps a slope other than 0.01).
+    """
+    for name, cls in ACTIVATIONS.items():
+        if type(layer) is cls:
+            if isinstance(layer, LeakyReLU) and layer.slope != 0.01:
+                return f"leaky_relu:{layer.slope:g}"
+            return name
+    return type(layer).__name__.lower()

@@ -23,9 +23,8 @@ from .backend import FLOAT_DTYPES, get_backend
 from .data import check_fingerprint, prepare, resolve_root
 from .errors import CheckpointError, DivergenceError, InputError
 from .io import atomic_write_json
-from .layers import layer_from_config
 from .model import MLP
-from .network import activation_label, check_stack, normalize_activation
+from .network import activation_label, check_stack, layer_from_config, normalize_activation
 from .runfolder import RunFolder
 from .settings import DEFAULTS, TRAIN_KEYS
 from .train import TrainConfig, Trainer, evaluate

@@ -17,9 +17,9 @@ from typing import Any
 API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.model": ("MLP", "Sequential"),
     "xpmlp.layers": ("Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Swish", "ELU", "SELU", "GELU",
-                     "Dropout", "get_activation", "init_std", "layer_from_config", "activation_name"),
+                     "Dropout", "get_activation", "init_std"),
     "xpmlp.network": ("LayerStack", "check_stack", "hidden_activations", "activation_list", "normalize_activation",
-                      "activation_label"),
+                      "activation_label", "layer_from_config", "activation_name", "LAYER_TYPES"),
     "xpmlp.losses": None,
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,

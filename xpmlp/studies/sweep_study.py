@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots
+from ..network import activation_label
 from ..runfolder import check_out
 from .checks import make_configs
 from .execute import Engine, Log, inside, run_key, run_many
-from .ranking import rank_by_validation, ranking_header, ranking_row, varying_settings
+from .ranking import rank_by_validation, ranking_header, ranking_row, structure, varying_settings
 from .report import finish, finished, fmt, histories, results_of, table_or_note, text_table, unfinished_section
 from .search import search
 from .spec import check_spec, expand_spec, is_search
@@ -82,7 +83,7 @@ def sweep(spec: dict[str, Any], out: str | Path, *, overrides: dict[str, Any] | 
     table = [ranking_row(i, r, top, extra) for i, r in enumerate(ranked, 1)]
     if table:
         log(text_table(header, table))
-    curves = histories({f"#{i} " + run_key(r["config"]): r["run_dir"] for i, r in enumerate(ranked, 1)})
+    curves = histories({_legend(i, r): r["run_dir"] for i, r in enumerate(ranked, 1)})
     if curves:
         plots.plot_accuracy(curves, inside(out, "accuracy.png"), title="Accuracy per candidate")
     selected = ranked[:top]
@@ -115,3 +116,10 @@ def _report(spec: dict[str, Any], configs: list[dict[str, Any]], results: dict[s
         *unfinished_section(rows),
         "## Accuracy per candidate (dashed: train subset, solid: validation)", "", "![accuracy](accuracy.png)", "",
     ]
+
+
+def _legend(rank: int, row: dict[str, Any]) -> str:
+    """A curve's legend: ``#3 784-500-500-10 tanh+relu lr 0.001 λ 0.001 e200`` (the rank keeps it unique)."""
+    c = row["config"]
+    length = f"e{c['epochs']}" if c.get("epochs") else f"i{c['iterations']}"
+    return f"#{rank} {structure(row)} {activation_label(c['activation'])} lr {c['lr']:g} λ {c['reg']:g} {length}"
