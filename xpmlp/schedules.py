@@ -10,8 +10,8 @@ import math
 import numbers
 from typing import Any
 
+from .argchecks import check_lr, check_number
 from .errors import InputError
-from .optim import check_lr, check_number
 
 SCHEDULE_FORMS = "constant, exp:GAMMA, step:EPOCHS:GAMMA, cosine or cosine:MIN_LR"
 

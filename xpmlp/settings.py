@@ -16,7 +16,7 @@ from typing import Any
 from .argtypes import number, positive_int
 from .backend import FLOAT_DTYPES
 from .data.preprocess import PREPROCESS_METHODS
-from .train import TrainConfig, cli
+from .train_config import TrainConfig, cli
 
 #: argparse ``type=`` by the name the metadata gives (dataclass metadata stays plain data).
 ARG_TYPES = {"positive_int": positive_int, "number": number, "int": int, "str": str, "activation": str}

@@ -23,6 +23,7 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.losses": None,
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,
+    "xpmlp.argchecks": ("check_number", "check_lr"),
     "xpmlp.schedules": None,
     "xpmlp.callbacks": ("Callback", "EarlyStopping", "ProgressBar", "CheckpointCallback", "extra_callbacks"),
     "xpmlp.backend": ("get_backend", "Backend", "NumpyBackend", "StrictBackend", "TorchBackend", "CupyBackend",
@@ -45,7 +46,8 @@ API: dict[str, tuple[str, ...] | None] = {
 TITLES = {
     "xpmlp.model": "Models", "xpmlp.layers": "Layers", "xpmlp.network": "Layer stacks",
     "xpmlp.runs": "Run folders", "xpmlp.losses": "Losses",
-    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers", "xpmlp.schedules": "Learning-rate schedules",
+    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers",
+    "xpmlp.argchecks": "Argument checks", "xpmlp.schedules": "Learning-rate schedules",
     "xpmlp.callbacks": "Callbacks", "xpmlp.backend": "Backends", "xpmlp.data": "Data sets",
     "xpmlp.estimator": "scikit-learn estimator", "xpmlp.plots": "Plots", "xpmlp.studies": "Studies",
     "xpmlp.gradcheck": "Gradient checks", "xpmlp.parity": "Cross-backend parity",
