@@ -325,15 +325,20 @@ def run_parity(specs: Sequence[str] | None = None, dtypes: Sequence[str] = ("flo
             backend = backend.with_dtype(dtype)
             if log:
                 log(f"training {cfg.steps} steps on {backend.spec} in {dtype}")
-            row = {"device": backend.spec, "backend": backend.name, "dtype": dtype, "on_gpu": bool(backend.on_gpu)}
-            row.update(compare(train_trace(backend, data, cfg), ref))
-            row["tolerance"] = tolerance(backend)
-            row["ok"] = bool(row["max_rel_dw"] <= row["tolerance"] and row["max_rel_dloss"] <= row["tolerance"])
-            rows.append(row)
+            rows.append(_row(backend, dtype, train_trace(backend, data, cfg), ref))
     failed = [f"{r['device']}/{r['dtype']}" for r in rows if not r["ok"]]
     settings = dict(asdict(cfg), sizes=list(cfg.sizes), optimizer="sgd", reference=REFERENCE,
                     activation=normalize_activation(cfg.activation))
     return {"settings": settings, "reference": reference, "rows": rows, "failed": failed, "ok": not failed}
+
+
+def _row(backend: Backend, dtype: str, trace: Trace, ref: Trace) -> dict[str, Any]:
+    """One backend's row: how far its trace is from NumPy's, its tolerance and the verdict."""
+    row = {"device": backend.spec, "backend": backend.name, "dtype": dtype, "on_gpu": bool(backend.on_gpu)}
+    row.update(compare(trace, ref))
+    row["tolerance"] = tolerance(backend)
+    row["ok"] = bool(row["max_rel_dw"] <= row["tolerance"] and row["max_rel_dloss"] <= row["tolerance"])
+    return row
 
 
 def _fmt(x: float) -> str:

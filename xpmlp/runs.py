@@ -330,19 +330,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         Bad settings, or a model whose input or class count does not fit the data.
     """
     say = log or (lambda line: None)
-    state = None
-    if resume is not None:
-        state = _load_resume(resume)
-        cfg = resume_settings(cfg, state["config"], say)
-    train_config(cfg).validate()
-    check_augment(cfg["augment"], cfg["dataset"])
-    if cfg.get("data_dir") is not None:
-        cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
-    if model is None and state is not None and "layers" in state.get("model_config", {}):
-        model = _rebuild(resume, checked_model_config(resume, state["model_config"]), state.get("model", {}),
-                         get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
-    if model is not None:
-        cfg = _config_of_model(cfg, model)
+    cfg, state, model = _settle(cfg, resume, model, say)
     backend = model.backend if model is not None else get_backend(cfg["device"], cfg["dtype"])
     with RunFolder(out, resume=resume is not None, overwrite=overwrite) as folder:
         prepared = prepared if prepared is not None else load_data(cfg, say)
@@ -368,6 +356,28 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         f"{trainer.train_seconds:.1f}s training, {metrics['samples_per_second'] or 0:,.0f} samples/s on "
         f"{backend.spec}; run folder {folder.path}")
     return metrics
+
+
+def _settle(cfg: dict[str, Any], resume: str | Path | None, model: MLP | None,
+            say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any] | None, MLP | None]:
+    """The run's checked settings, the checkpoint to resume (or None) and the model given or recorded.
+
+    Everything a bad flag or a bad checkpoint can fail happens here, before the run folder is touched.
+    """
+    state = None
+    if resume is not None:
+        state = _load_resume(resume)
+        cfg = resume_settings(cfg, state["config"], say)
+    train_config(cfg).validate()
+    check_augment(cfg["augment"], cfg["dataset"])
+    if cfg.get("data_dir") is not None:
+        cfg = {**cfg, "data_dir": resolve_root(cfg["data_dir"])}  # recorded absolute: resumable from anywhere
+    if model is None and state is not None and "layers" in state.get("model_config", {}):
+        model = _rebuild(resume, checked_model_config(resume, state["model_config"]), state.get("model", {}),
+                         get_backend(cfg["device"], cfg["dtype"]))  # a network built from layers
+    if model is not None:
+        cfg = _config_of_model(cfg, model)
+    return cfg, state, model
 
 
 def _config_of_model(cfg: dict[str, Any], model: MLP) -> dict[str, Any]:
