@@ -114,7 +114,7 @@ class TrainConfig:
         if n_train:
             self.schedule(n_train)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise InputError(f"learning rate must be a positive number, got {self.lr!r} (e.g. --lr 0.1)")
+            raise InputError(f"lr (the learning rate) must be a positive number, got {self.lr!r} (e.g. --lr 0.1)")
         if not (isinstance(self.reg, (int, float)) and 0 <= self.reg < math.inf):
             raise InputError(f"reg must be a finite number >= 0, got {self.reg!r} (e.g. --reg 1e-4, or 0 for none)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -124,7 +124,7 @@ class TrainConfig:
         if self.train_eval_size < 0:
             raise InputError("train_eval_size must be >= 0")
         if self.early_stopping is not None and self.early_stopping < 1:
-            raise InputError(f"early-stopping patience must be a positive integer, got {self.early_stopping}")
+            raise InputError(f"early stopping patience must be a positive integer, got {self.early_stopping}")
         parse_augment(self.augment)
         if self.early_stopping_metric not in ("val_acc", "val_loss"):
             raise InputError(f"early stopping watches 'val_acc' or 'val_loss', not {self.early_stopping_metric!r}")

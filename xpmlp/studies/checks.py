@@ -149,15 +149,17 @@ def _check_early_stopping(cfg: dict[str, Any]) -> None:
 
 
 #: What a run calls with its settings, each under the key it checks (each raises an XpmlpError
-#: naming the problem and the fix); ``check_values`` runs them all before the first run.
-VALUE_CHECKS: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
-    ("augment", lambda c: check_augment(c["augment"], c["dataset"])),  # before "epochs", which parses it too
-    ("epochs", lambda c: train_config(c).validate()),  # and iterations, batch_size, lr, reg, seed, ...
+#: naming the problem and the fix); ``check_values`` runs them all before the first run. None: the
+#: check covers many settings and each of its messages names its own (TrainConfig.validate).
+VALUE_CHECKS: tuple[tuple[str | None, Callable[[dict[str, Any]], object]], ...] = (
+    ("augment", lambda c: check_augment(c["augment"], c["dataset"])),  # before validate, which parses it too
+    (None, lambda c: train_config(c).validate()),  # epochs, iterations, batch_size, lr, reg, seed, ...
     ("dataset", lambda c: canonical_name(c["dataset"])),
     ("activation", lambda c: activation_list(c["activation"], len(c["hidden"]))),
     ("init", lambda c: init_std(c["init"], 1, 1)),
-    ("optimizer", lambda c: make_optimizer(c["optimizer"], c["lr"], momentum=c["momentum"],
-                                           weight_decay=c["weight_decay"])),
+    # the optimizer, and its lr, momentum and weight_decay, each named by its own message
+    (None, lambda c: make_optimizer(c["optimizer"], c["lr"], momentum=c["momentum"],
+                                    weight_decay=c["weight_decay"])),
     ("lr_schedule", lambda c: parse_schedule(c["lr_schedule"], c["lr"], 1)),
     ("preprocess", _check_preprocess),
     ("early_stopping", _check_early_stopping),
@@ -178,7 +180,8 @@ def check_values(cfg: dict[str, Any], where: str, backends: dict[tuple[str, str]
         try:
             check(cfg)
         except XpmlpError as exc:
-            named = str(exc) if key.replace("_", " ") in str(exc) or key in str(exc) else f"{key}: {exc}"
+            named = str(exc) if key is None or key.replace("_", " ") in str(exc) or key in str(exc) \
+                else f"{key}: {exc}"
             raise InputError(one_line(f"{where}: {named}")) from None
 
 
