@@ -34,6 +34,8 @@ CHANGEABLE_ON_RESUME = ("epochs", "iterations", "lr", "lr_schedule", "reg", "ear
                         "log_every", "train_eval_size", "device", "data_dir", "download")
 #: A checkpoint is good when its last loss is at most this many times the first evaluated loss.
 EXPLODING = 10.0
+#: A run whose losses stayed finite has diverged when its last loss is this many times its first.
+DIVERGED_GROWTH = 1000.0
 
 
 def make_config(**overrides: Any) -> dict[str, Any]:
@@ -347,6 +349,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, *, resume: str | Path | None
         _fit(trainer, prepared)
         if trainer.interrupted:
             _say_interrupted(trainer, folder.path)
+        else:
+            _flag_divergence(trainer, len(prepared.classes), cfg)
         trainer.on_checkpoint(trainer)
         metrics = _final_metrics(trainer, prepared, cfg)
         atomic_write_json(folder.path / "metrics.json", metrics)
@@ -378,6 +382,45 @@ def _settle(cfg: dict[str, Any], resume: str | Path | None, model: MLP | None,
     if model is not None:
         cfg = _config_of_model(cfg, model)
     return cfg, state, model
+
+
+def divergence(history: Any, num_classes: int) -> str | None:
+    """Why a run whose losses stayed finite has still gone wrong, or None when it has not.
+
+    Parameters
+    ----------
+    history : History
+        The finished run's record.
+    num_classes : int
+        The number of classes (chance accuracy is 1 / num_classes).
+
+    Returns
+    -------
+    str or None
+        ``"the loss grew from A to B"`` when the last step's loss is over ``DIVERGED_GROWTH`` times
+        the first's, ``"accuracy ... at chance ..."`` when after the first epoch (or window) the
+        last evaluation is at most 1.5x chance while its training loss rose; else None.
+    """
+    losses = [x for x in history.iteration_loss if math.isfinite(x)]
+    if len(losses) >= 2 and losses[-1] > DIVERGED_GROWTH * max(losses[0], 1e-12):
+        return f"the loss grew from {losses[0]:.4g} to {losses[-1]:.4g}, over {DIVERGED_GROWTH:g}x"
+    if len(history.eval) >= 2:
+        first, last = history.eval[0], history.eval[-1]
+        acc = last.get("val_acc") if last.get("val_acc") is not None else last.get("train_acc")
+        if acc is not None and acc <= 1.5 / num_classes and last["train_loss"] > first["train_loss"]:
+            return (f"accuracy {acc:.3f} is at chance (1/{num_classes}) while the training loss rose from "
+                    f"{first['train_loss']:.4g} to {last['train_loss']:.4g}")
+    return None
+
+
+def _flag_divergence(trainer: Trainer, num_classes: int, cfg: dict[str, Any]) -> None:
+    """A run that completed but went wrong says so: a warning on stderr and ``stopped: diverged: ...``."""
+    reason = divergence(trainer.history, num_classes)
+    if reason is None:
+        return
+    trainer.history.stopped = f"diverged: {reason}"
+    print(f"warning: the run diverged: {reason}; the learning rate ({cfg['lr']:g}) is most likely too high: "
+          "lower --lr (e.g. by 10x), or add --reg or --lr-schedule", file=sys.stderr, flush=True)
 
 
 def _config_of_model(cfg: dict[str, Any], model: MLP) -> dict[str, Any]:
@@ -437,7 +480,7 @@ def _final_metrics(trainer: Trainer, prepared: Any, cfg: dict[str, Any]) -> dict
         "steps": trainer.step, "epochs_done": last.get("epoch"),
         "device": str(model.backend.device), "backend": model.backend.spec, "dtype": cfg["dtype"],
         "params": model.num_params(), "sizes": model.sizes, "stopped": history.stopped,
-        "interrupted_by": trainer.interrupted_by or None,
+        "diverged": history.stopped.startswith("diverged"), "interrupted_by": trainer.interrupted_by or None,
     }
 
 
