@@ -610,7 +610,8 @@ def test_a_sigterm_mid_step_still_writes_the_report_and_the_archive(tmp_path):
         report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
     last = report["steps"][-1]
     assert report["finished"] is True and last["step"].startswith("stopped during")
-    assert last["status"] == "failed" and "SIGTERM" in last["detail"] and last["step"] == "stopped during devices"
+    assert last["status"] == "failed" and "SIGTERM" in last["detail"]
+    assert last["step"] in ("stopped during devices", "stopped during probe")  # probe: devices was quick
     assert not Path(f"/proc/{step_pid}").exists() or "zombie" in Path(f"/proc/{step_pid}/status").read_text()
 
 
