@@ -2,6 +2,7 @@
 
 - :mod:`~xpmlp.estimator.classifier`: the estimator (fit, partial_fit, predict, pickling, tags).
 - :mod:`~xpmlp.estimator.loop`: scikit-learn's stochastic solver on xpmlp's model and optimizers.
+- :mod:`~xpmlp.estimator.hooks`: scikit-learn's callbacks (``sklearn.callback``) around the epochs.
 - :mod:`~xpmlp.estimator.params`: the constructor parameters, checked at fit time.
 - :mod:`~xpmlp.estimator.arrays`: which device an input array lives on (:func:`backend_of`).
 """

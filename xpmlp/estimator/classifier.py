@@ -28,6 +28,7 @@ from ..backend import Backend, backend_unavailable, get_backend
 from ..layers import Dropout, Linear
 from ..model import MLP
 from .arrays import backend_of, check_same_namespace, device_copy, host, is_on_device, on_backend, sample_weights
+from .hooks import CallbackSupportMixin, EpochHooks, with_callbacks
 from .loop import FitData, StochasticLoop, class_indices, make_solver
 from .params import Settings, resolve
 
@@ -78,7 +79,7 @@ def build_model(backend: Backend, arch: dict[str, Any]) -> MLP:
     return model
 
 
-class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
+class MLPClassifier(CallbackSupportMixin, ClassifierMixin, StochasticLoop, BaseEstimator):
     """Multi-layer perceptron classifier with scikit-learn's interface, trained by xpmlp on any device.
 
     A drop-in for ``sklearn.neural_network.MLPClassifier``: the parameters it shares with it have
@@ -160,7 +161,10 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
     classes_ : array
         The class labels.
     loss_curve_ : list of float
-        The loss after each epoch.
+        The loss after each epoch (Python floats on the host, on every backend; ``loss_`` the last).
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the held-out accuracy after each epoch; ``best_validation_score_``
+        its best, ``best_loss_`` None then (the least loss without early stopping).
     n_iter_ : int
         Epochs run.
 
@@ -170,6 +174,9 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
     Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ + α/(2 Σᵢ wᵢ)·Σₖ‖Wₖ‖²_F with gradient dL/dzᵢ = wᵢ (pᵢ − onehot(yᵢ)) / Σw; an
     integer weight k counts a sample k times (exactly so when a batch holds the whole data). A
     batch whose weights are all zero is skipped. ``class_weight`` multiplies these weights.
+
+    With scikit-learn >= 1.9, ``set_callbacks`` takes ``sklearn.callback``'s callbacks: ``fit`` is a
+    task with one ``epoch`` subtask per epoch (see ``xpmlp.estimator.hooks``).
 
     Examples
     --------
@@ -237,6 +244,7 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
                              f"was: {host(self.classes_)!r}")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
+    @with_callbacks  # the callbacks' teardown, however fit ends
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool, classes: Any) -> MLPClassifier:
         s = resolve(self)
         if incremental and self.early_stopping:
@@ -264,7 +272,13 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
             self.validation_scores_, self.best_validation_score_ = [], -math.inf
         if self.verbose and backend.note:
             print(backend.note)
-        self._fit_stochastic(model, data, s, incremental, self.early_stopping and not incremental)
+        ctx = self._init_callback_context(task_name="partial_fit" if incremental else "fit",
+                                          max_subtasks=1 if incremental else s.max_iter)
+        hooks = EpochHooks(self, ctx, self._snapshot, X=X, y=classes_host[y_idx],
+                           metadata=None if sample_weight is None else {"sample_weight": sample_weight})
+        hooks.begin_fit()
+        self._fit_stochastic(model, data, s, incremental, self.early_stopping and not incremental, hooks)
+        hooks.end_fit()
         return self
 
     def _check_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, bool]:
@@ -419,6 +433,20 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
         other.random.load_state(model.random.state())
         return other
 
+    def _snapshot(self) -> dict[str, Any]:
+        """What makes a shallow copy predict as this estimator does now (a callback's ``fitted_estimator``).
+
+        The network is copied on its device (later epochs update it in place); the copy has no optimizer.
+        """
+        model = self._model
+        frozen = build_model(model.backend, self._arch)
+        with model.backend.context():
+            for name, value in model.params.items():
+                frozen.set_param(name, value * 1.0)
+        scores = self.validation_scores_
+        return {"_model": frozen, "_optimizer": None, "_best_params": None, "loss_curve_": list(self.loss_curve_),
+                "validation_scores_": None if scores is None else list(scores)}
+
     def _place_classes(self, classes: np.ndarray, backend: Backend | None) -> Array:
         """``classes_`` on the input's device when it is one and the labels are numbers, else on the host."""
         if backend is None or classes.dtype.kind not in "biuf":
@@ -512,6 +540,12 @@ class MLPClassifier(ClassifierMixin, StochasticLoop, BaseEstimator):
         tags.array_api_support = True
         tags.classifier_tags.multi_label = False
         return tags
+
+    def __copy__(self) -> MLPClassifier:
+        """A shallow copy: it shares the network on its device (pickling's state would copy it to the host)."""
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        return other
 
     def __getstate__(self) -> dict[str, Any]:
         """Host copies of everything on a device, so a GPU-trained model unpickles anywhere."""

@@ -32,6 +32,7 @@ from ..backend import Backend
 from ..errors import DivergenceError
 from ..model import MLP
 from ..optim import Adam, Optimizer, make_optimizer
+from .hooks import NO_HOOKS, EpochHooks
 from .params import Settings
 
 Array = Any
@@ -124,8 +125,8 @@ class StochasticLoop:
             self.best_loss_, self.validation_scores_, self.best_validation_score_ = math.inf, None, None
 
     def _fit_stochastic(self, model: MLP, data: FitData, s: Settings, incremental: bool,
-                        early_stopping: bool) -> None:
-        """Epochs until max_iter, the tolerance test says stop, or (``incremental``) after one."""
+                        early_stopping: bool, hooks: EpochHooks = NO_HOOKS) -> None:
+        """Epochs until max_iter, the tolerance test or a callback (``hooks``) says stop; one if ``incremental``."""
         if not incremental or self._optimizer is None:
             self._optimizer = make_solver(s, model.backend)
         opt = self._optimizer.bind(model.backend)
@@ -141,13 +142,16 @@ class StochasticLoop:
         try:
             self.n_iter_ = 0
             for _ in range(s.max_iter):
+                hooks.begin_epoch()
                 if self.shuffle:
                     order = _shuffled(order, self._random_state)
                 rows = (order if data.rows is None else data.rows[order]) if self.shuffle else data.rows
                 self.loss_ = self._run_epoch(model, opt, data, rows, batch, s) / n
-                if self._end_of_epoch(model, opt, data, s, n, incremental):
+                stop = self._end_of_epoch(model, opt, data, s, n, incremental)
+                if hooks.end_epoch() or stop:
                     break
         except KeyboardInterrupt:
+            hooks.abandon_epoch()
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping and self._best_params is not None:
             with model.backend.context():
