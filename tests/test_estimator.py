@@ -361,8 +361,10 @@ def test_device_model_unpickles_where_the_device_is_missing(monkeypatch):
     restored = pickle.loads(blob)
     assert backend.owns(restored.classes_) and backend.owns(restored.predict(backend.asarray(X)))
     import xpmlp.estimator.classifier as module
+    import xpmlp.estimator.pickling as pickling
 
-    monkeypatch.setattr(module, "backend_unavailable", lambda spec: "" if spec in ("cpu", "auto") else "no GPU")
+    for where in (module, pickling):
+        monkeypatch.setattr(where, "backend_unavailable", lambda spec: "" if spec in ("cpu", "auto") else "no GPU")
     with pytest.warns(UserWarning, match="not usable here"):
         elsewhere = pickle.loads(blob)
     assert isinstance(elsewhere.classes_, np.ndarray) and isinstance(elsewhere.coefs_[0], np.ndarray)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .argtypes import positive_float, positive_int
-from .errors import CheckpointError, XpmlpError
+from .errors import CheckpointError, InputError, XpmlpError
 from .settings import DEFAULTS, add_setting_args, settings_from_args
 
 
@@ -123,6 +123,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for cls, a in zip(ds.classes, per_class_accuracy(pred, to_numpy(ds.y_test), len(ds.classes)), strict=False):
         print(f"{cls:<{width}}  {a:.4f}")
     return 0
+
+
+EXPORT_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors"}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .data import Preprocessor
+    from .runs import load_model
+
+    name = "model" + EXPORT_SUFFIX[args.format]
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(name)
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out / name}")
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    # the extra is checked before the checkpoint is read: a missing package is the first thing to fix
+    if args.format == "onnx":
+        from .backend.tracing import import_ndonnx
+        from .export.onnx import export_onnx, import_onnx, onnx_ops
+
+        import_onnx(), import_ndonnx()
+    else:
+        from .export.safetensors import import_safetensors, save_safetensors
+
+        import_safetensors()
+    model, tree = load_model(args.checkpoint, "cpu", args.weights)
+    if args.format == "safetensors":
+        save_safetensors(model, out)
+        print(f"wrote {out}: {args.weights} weights of {' -> '.join(map(str, model.sizes))} ({model.dtype}), "
+              "config in the metadata")
+        return 0
+    prep = None
+    if not args.no_preprocessing and "prep" in tree:
+        prep = Preprocessor.from_state_dict(tree["prep"])
+    export_onnx(model, out, preprocessor=prep)
+    takes = f"raw features, {prep.method} preprocessing in the graph" if prep else "preprocessed features"
+    print(f"wrote {out}: input x (batch, {model.sizes[0]}; {takes}), outputs logits and probabilities "
+          f"(batch, {model.num_classes}), {model.dtype}, ONNX opset {_opset(out)}; ops: {', '.join(onnx_ops(out))}")
+    return 0
+
+
+def _opset(path: Path) -> int:
+    import onnx
+
+    return next(o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx"))
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -282,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="last", choices=["last", "best"])
     add_device_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a saved model as ONNX (runs in onnxruntime) or safetensors weights",
+                       epilog="needs the optional extras: pip install 'xpmlp[onnx]' or 'xpmlp[safetensors]'")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by xpmlp train")
+    p.add_argument("--format", required=True, choices=["onnx", "safetensors"])
+    p.add_argument("--out", default=None, help="the file to write (default model.onnx / model.safetensors "
+                                               "beside the checkpoint; an existing file is replaced)")
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    p.add_argument("--no-preprocessing", action="store_true",
+                   help="onnx: leave the checkpoint's preprocessing out of the graph (x is then preprocessed "
+                        "features, not raw ones)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="one network, several activations: curves, weight grids, table, report")
     p.add_argument("--preset", default="cifar10", choices=["cifar10", "mnist", "cifar10-tuned", "mnist-tuned"],

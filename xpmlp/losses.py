@@ -32,6 +32,28 @@ def one_hot_mask(labels: Array, num_classes: int, xp: Any) -> Array:
     return labels[:, None] == xp.arange(num_classes, device=labels.device)
 
 
+def softmax(logits: Array, xp: Any) -> Array:
+    """Row-wise softmax pᵢⱼ = exp(zᵢⱼ − maxₖ zᵢₖ) / Σₗ exp(zᵢₗ − maxₖ zᵢₖ): the class probabilities.
+
+    The row maximum is subtracted first, so large logits cannot overflow. This is the one
+    definition behind ``predict_proba`` on every backend and the exported ONNX graph.
+
+    Parameters
+    ----------
+    logits : array
+        (N, C) floating scores.
+    xp : namespace
+        The arrays' Array API namespace (``backend.xp``).
+
+    Returns
+    -------
+    array
+        (N, C) probabilities, each row summing to 1.
+    """
+    z = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
+    return z / xp.sum(z, axis=1, keepdims=True)
+
+
 def softmax_cross_entropy(logits: Array, labels: Array, xp: Any,
                           weights: Array | None = None) -> tuple[Array, Array]:
     """Mean (or weighted mean) softmax cross-entropy and its gradient.

@@ -10,7 +10,7 @@ from typing import Any
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
 from .errors import InputError
 from .layers import Dropout, Layer, Linear, get_activation
-from .losses import l2_penalty, l2_value, softmax_cross_entropy
+from .losses import l2_penalty, l2_value, softmax, softmax_cross_entropy
 from .network import (
     LayerStack,
     activation_list,
@@ -338,12 +338,7 @@ class MLP:
     @on_device
     def predict_proba(self, X: Array, batch_size: int = 8192) -> Array:
         """Class probabilities (N, C) on the device: softmax of the logits, computed in batches."""
-        xp = self.xp
-        parts = []
-        for _, _, z in self.batched_logits(self.check_x(X), batch_size):
-            z = xp.exp(z - xp.max(z, axis=1, keepdims=True))
-            parts.append(z / xp.sum(z, axis=1, keepdims=True))
-        return self._concat(parts)
+        return self._concat([softmax(z, self.xp) for _, _, z in self.batched_logits(self.check_x(X), batch_size)])
 
     @on_device
     def predict(self, X: Array, batch_size: int = 8192) -> Array:
@@ -422,6 +417,28 @@ class MLP:
         return MLP(config["sizes"], config["activation"], backend=backend, dtype=dtype,
                    seed=config["seed"], init=config["init"], dropout=config.get("dropout", 0.0),
                    **config.get("activation_kwargs", {}))
+
+    def to_onnx(self, path: str | Any, *, preprocessor: Any = None) -> Any:
+        """Write this model as an ONNX file, traced through its own forward code (``xpmlp.export.onnx``).
+
+        Input ``x`` (batch, features) of the model's dtype; outputs ``logits`` and ``probabilities``
+        (batch, classes). Needs the onnx extra (``pip install 'xpmlp[onnx]'``).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write, atomically.
+        preprocessor : Preprocessor, optional
+            Traced in front of the network, so ``x`` is the raw features.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        from .export.onnx import export_onnx
+
+        return export_onnx(self, path, preprocessor=preprocessor)
 
     def to(self, backend: Backend | str, dtype: str | None = None) -> MLP:
         """A copy of this model on another backend (and optionally dtype), with the same weights."""

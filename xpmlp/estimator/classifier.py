@@ -31,6 +31,7 @@ from .arrays import backend_of, check_same_namespace, device_copy, host, is_on_d
 from .hooks import CallbackSupportMixin, EpochHooks, with_callbacks
 from .loop import FitData, StochasticLoop, class_indices, make_solver
 from .params import Settings, resolve
+from .pickling import PicklableOnDevice
 
 Array = Any
 
@@ -79,7 +80,7 @@ def build_model(backend: Backend, arch: dict[str, Any]) -> MLP:
     return model
 
 
-class MLPClassifier(CallbackSupportMixin, ClassifierMixin, StochasticLoop, BaseEstimator):
+class MLPClassifier(CallbackSupportMixin, ClassifierMixin, StochasticLoop, PicklableOnDevice, BaseEstimator):
     """Multi-layer perceptron classifier with scikit-learn's interface, trained by xpmlp on any device.
 
     A drop-in for ``sklearn.neural_network.MLPClassifier``: the parameters it shares with it have
@@ -533,6 +534,29 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, StochasticLoop, BaseE
         model.load_state_dict(state)
 
     # -- scikit-learn's protocols ------------------------------------------------------------------
+    def to_onnx(self, path: Any) -> Any:
+        """Write the fitted network as an ONNX file (``xpmlp.export.onnx``; needs ``pip install 'xpmlp[onnx]'``).
+
+        Input ``x`` (batch, n_features_in_) of the fit's dtype; outputs ``logits``, ``probabilities``
+        (batch, n_classes) in the order of ``classes_``, and ``label`` (batch,) = ``predict``'s labels.
+        For a whole Pipeline use ``skl2onnx.to_onnx`` (xpmlp registers its converter).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write, atomically.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        from ..export.onnx import export_onnx
+
+        if not self._has_model():
+            raise AttributeError(f"{type(self).__name__} is not fitted yet: it has no weights; call fit first")
+        return export_onnx(self._get_model(), path, classes=host(self.classes_).tolist())
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
@@ -546,37 +570,6 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, StochasticLoop, BaseE
         other = type(self).__new__(type(self))
         other.__dict__.update(self.__dict__)
         return other
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Host copies of everything on a device, so a GPU-trained model unpickles anywhere."""
-        state = dict(super().__getstate__())
-        model = state.pop("_model", None)
-        optimizer = state.pop("_optimizer", None)
-        best = state.pop("_best_params", None)
-        if model is not None:
-            state["_model_state"], state["_model_spec"] = model.state_dict(), model.backend.spec
-            state["_dropout_state"] = model.random.state()
-            if optimizer is not None:
-                state["_optimizer_state"] = optimizer.state_dict()
-            if best is not None:
-                state["_best_state"] = {k: model.backend.to_numpy(v) for k, v in best.items()}
-        if "classes_" in state:
-            state["classes_"] = host(state["classes_"])
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._model, self._optimizer, self._best_params = None, None, None
-        spec = state.get("_io_spec")
-        if spec is None or "classes_" not in state:
-            return
-        why = backend_unavailable(spec)
-        if why:
-            warnings.warn(f"{type(self).__name__} was trained on {spec}, which is not usable here ({why}); "
-                          "its arrays are NumPy arrays now", stacklevel=2)
-            self._io_spec = None
-        else:
-            self.classes_ = self._place_classes(self.classes_, get_backend(spec, self._arch["dtype"]))
 
 
 def expected_failed_checks(estimator: MLPClassifier) -> dict[str, str]:
