@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .argtypes import positive_float, positive_int
-from .errors import CheckpointError, InputError, XpmlpError
+from .errors import CheckpointError, XpmlpError
 from .settings import DEFAULTS, add_setting_args, settings_from_args
 
 
@@ -130,14 +130,11 @@ EXPORT_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors"}
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .data import Preprocessor
+    from .io import check_target
     from .runs import load_model
 
     name = "model" + EXPORT_SUFFIX[args.format]
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(name)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name such as {out / name}")
-    if not out.parent.is_dir():
-        raise InputError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    out = check_target(args.out if args.out else Path(args.checkpoint).with_name(name), name)
     # the extra is checked before the checkpoint is read: a missing package is the first thing to fix
     if args.format == "onnx":
         from .backend.tracing import import_ndonnx

@@ -74,3 +74,33 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as strict JSON (NaN/Infinity as null), atomically."""
     return atomic_write_text(path, to_json(obj) + "\n")
+
+
+def check_target(path: str | os.PathLike, example: str) -> Path:
+    """Refuse, in one line, a file path that cannot be written: a folder, or one in a missing folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to be written.
+    example : str
+        A file name to suggest when ``path`` is a folder (``"model.onnx"``).
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    InputError
+        If ``path`` is a folder or its folder does not exist.
+    """
+    from .errors import InputError
+
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a folder; give a file name such as {target / example}")
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {target}: the folder {target.parent} does not exist; create it first")
+    return target

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .layers import Dropout, Layer, Linear, get_activation
 from .losses import l2_penalty, l2_value, softmax, softmax_cross_entropy
 from .network import (
@@ -439,6 +439,56 @@ class MLP:
         from .export.onnx import export_onnx
 
         return export_onnx(self, path, preprocessor=preprocessor)
+
+    def to_safetensors(self, path: str | Any) -> Any:
+        """Write the weights (W1, b1, ...) and config as a safetensors file (``xpmlp.export.safetensors``).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write, atomically.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        from .export.safetensors import save_safetensors
+
+        return save_safetensors(self, path)
+
+    @classmethod
+    def from_safetensors(cls, path: str | Any, *, device: Backend | str = "auto", dtype: str | None = None) -> MLP:
+        """A model from a safetensors file ``to_safetensors`` wrote: the same network, bit-identical weights.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+        device : Backend or str, default "auto"
+            Where to put the model (a device spec).
+        dtype : {"float32", "float64"}, optional
+            Cast to this dtype (default: the file's, which keeps the weights bit for bit).
+
+        Returns
+        -------
+        MLP
+            An ``MLP``, or a ``Sequential`` for a network built from layers.
+
+        Raises
+        ------
+        CheckpointError
+            A file that is not an xpmlp safetensors file, or is damaged or altered (one line).
+        """
+        from .export.safetensors import read_safetensors
+
+        config, state = read_safetensors(path)
+        try:
+            model = MLP.from_config(config, device, dtype)
+        except (InputError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path}: its network cannot be rebuilt ({exc}); the file was altered") from None
+        model.load_state_dict(state)
+        return model
 
     def to(self, backend: Backend | str, dtype: str | None = None) -> MLP:
         """A copy of this model on another backend (and optionally dtype), with the same weights."""

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..backend.tracing import NdonnxBackend, import_onnx_extra
 from ..errors import InputError
-from ..io import atomic_write_bytes, to_json
+from ..io import atomic_write_bytes, check_target, to_json
 from ..losses import softmax
 
 #: The ONNX operator-set version of the default domain the exported graphs use (ndonnx's).
@@ -164,11 +164,7 @@ def export_onnx(model: Any, path: str | os.PathLike, *, preprocessor: Any = None
     InputError
         If the onnx extra is missing or the folder does not exist.
     """
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError(f"cannot write {target}: the folder {target.parent} does not exist; create it first")
-    if target.is_dir():
-        raise InputError(f"cannot write {target}: it is a folder; give a file name such as {target / 'model.onnx'}")
+    target = check_target(path, "model.onnx")
     proto = trace_onnx(model, preprocessor=preprocessor, classes=classes)
     return atomic_write_bytes(target, proto.SerializeToString())
 
