@@ -119,12 +119,15 @@ def test_partial_fit_and_warm_start_match_scikit_learn():
     assert len(ours.loss_curve_) == 8
 
 
-def test_binary_is_a_two_unit_softmax_as_good_as_scikit_learns():
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adam", "adam-early-stopping", "adam-logistic-alpha"])
+def test_binary_is_one_logistic_unit_trained_as_scikit_learns(name):
     X, y = _data(400, classes=2)
-    ours, theirs = _both(dict(solver="adam", learning_rate_init=0.01, max_iter=40), X, y)
-    assert ours.n_outputs_ == 2 and ours.out_activation_ == "softmax"
-    assert ours.coefs_[-1].shape == (8, 2) and ours.predict_proba(X).shape == (400, 2)
-    assert abs(ours.score(X, y) - theirs.score(X, y)) < 0.03
+    ours, theirs = _both(PARITY[name], X, y)
+    assert ours.n_outputs_ == theirs.n_outputs_ == 1 and ours.out_activation_ == "logistic"
+    assert ours.coefs_[-1].shape == (8, 1) and ours.predict_proba(X).shape == (400, 2)
+    _assert_same_training(ours, theirs, X)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_log_proba(X), theirs.predict_log_proba(X), atol=1e-10)
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +363,7 @@ def test_device_model_unpickles_where_the_device_is_missing(monkeypatch):
     blob = pickle.dumps(clf)
     restored = pickle.loads(blob)
     assert backend.owns(restored.classes_) and backend.owns(restored.predict(backend.asarray(X)))
-    import xpmlp.estimator.classifier as module
+    import xpmlp.estimator.base as module
     import xpmlp.estimator.pickling as pickling
 
     for where in (module, pickling):
@@ -431,7 +434,7 @@ def test_coefs_can_be_set():
 
 
 @pytest.mark.parametrize("params, words", [
-    (dict(solver="lbfgs"), "lbfgs"),
+    (dict(solver="lbfgs", dropout=0.2), "dropout"),
     (dict(dropout=1.0), "dropout"),
     (dict(activation="softplus"), "unknown activation"),
     (dict(solver="adam", weight_decay=0.1), "adamw"),
@@ -446,10 +449,10 @@ def test_bad_parameters_say_what_to_do(params, words):
         MLPClassifier(**params).fit(X, y)
 
 
-def test_multilabel_and_single_class_are_refused():
+def test_multioutput_multiclass_and_single_class_are_refused():
     X, y = _data(60)
     with pytest.raises(ValueError, match="one label per sample"):
-        MLPClassifier().fit(X, np.eye(3, dtype=int)[y] | np.eye(3, dtype=int)[(y + 1) % 3])
+        MLPClassifier().fit(X, np.stack([y, (y + 1) % 3], axis=1))  # two multiclass outputs
     with pytest.raises(ValueError, match="1 class"):
         MLPClassifier().fit(X, np.zeros(60))
 
@@ -471,7 +474,7 @@ def test_import_without_scikit_learn_says_what_to_install():
             "except ImportError as exc:\n    print('ERR', exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "ERR xpmlp.MLPClassifier needs scikit-learn: pip install 'xpmlp[sklearn]'" in out.stdout
+    assert "ERR xpmlp.MLPClassifier and MLPRegressor need scikit-learn: pip install 'xpmlp[sklearn]'" in out.stdout
 
 
 def test_no_warnings_on_a_converging_fit():

@@ -1,7 +1,7 @@
 """xpmlp: a multi-layer perceptron written by hand against the Python Array API.
 
-``from xpmlp import MLPClassifier`` gives the scikit-learn estimator (``pip install 'xpmlp[sklearn]'``);
-it is imported on first use, so ``import xpmlp`` works without scikit-learn. ``Backend``,
+``from xpmlp import MLPClassifier`` (or ``MLPRegressor``) gives the scikit-learn estimators
+(``pip install 'xpmlp[sklearn]'``); they are imported on first use, so ``import xpmlp`` works without scikit-learn. ``Backend``,
 ``get_backend``, ``to_numpy``, the models (``MLP``, ``Sequential``), the layers and ``Trainer`` load
 NumPy and the backends on first use too, so that the
 command's entry point (:mod:`xpmlp.entry`) starts before any heavy import and can catch a Ctrl-C.
@@ -29,12 +29,13 @@ __all__ = [
 
 #: The exports loaded on first use, and their modules.
 _LAZY = {"Backend": "backend", "get_backend": "backend", "to_numpy": "backend", "MLPClassifier": "estimator",
+         "MLPRegressor": "estimator",
          "MLP": "model", "Sequential": "model", "Trainer": "train", "TrainConfig": "train",
          **{name: "layers" for name in ("Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout")}}
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy exports: the backends (NumPy) and ``MLPClassifier`` (scikit-learn) load when asked for."""
+    """Lazy exports: the backends (NumPy) and the estimators (scikit-learn) load when asked for."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

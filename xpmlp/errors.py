@@ -23,5 +23,9 @@ class DivergenceError(XpmlpError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class NonFiniteWeightsError(DivergenceError, ValueError):
+    """An estimator's fit ended with non-finite weights (a ValueError too, as scikit-learn raises)."""
+
+
 class CheckpointError(XpmlpError, ValueError):
     """A checkpoint file that is truncated, foreign or incompatible."""

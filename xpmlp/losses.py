@@ -163,3 +163,119 @@ def l2_value(weights: list[Array], reg: float, xp: Any) -> Array:
         squares = flat @ flat
         total = squares if i == 0 else total + squares
     return total * (0.5 * reg)
+
+
+def _row_scale(weights: Array | None, n: int, dtype: Any, xp: Any) -> Any:
+    """wᵢ / Σw as an (N, 1) column for weighted losses, 1/N (a Python float) without weights."""
+    if weights is None:
+        return 1.0 / n
+    if weights.dtype != dtype:
+        weights = xp.astype(weights, dtype)
+    return (weights / xp.sum(weights))[:, None]
+
+
+def sigmoid_cross_entropy(logits: Array, targets: Array, xp: Any,
+                          weights: Array | None = None) -> tuple[Array, Array]:
+    """Logistic (binary cross-entropy) loss of K independent sigmoid outputs, and its gradient.
+
+    With pᵢₖ = σ(zᵢₖ) and targets yᵢₖ in {0, 1} (or any value in [0, 1]):
+    ℓᵢ = Σₖ −yᵢₖ log pᵢₖ − (1 − yᵢₖ) log(1 − pᵢₖ), computed stably as
+    Σₖ max(z, 0) − y·z + log(1 + e^{−|z|}); L = Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ (wᵢ = 1: the mean over samples,
+    summed over the K outputs, as scikit-learn's ``binary_log_loss``);
+    dL/dzᵢₖ = wᵢ (pᵢₖ − yᵢₖ) / Σw. Binary classification is K = 1, multilabel K labels.
+
+    Parameters
+    ----------
+    logits : array
+        (N, K) floating scores z.
+    targets : array
+        (N, K) floating targets y in [0, 1], on the device.
+    xp : namespace
+        The arrays' Array API namespace (``backend.xp``).
+    weights : array, optional
+        (N,) non-negative sample weights, not all zero.
+
+    Returns
+    -------
+    loss : array
+        0-d array on the device.
+    dlogits : array
+        (N, K) gradient of the loss with respect to ``logits``.
+    """
+    scale = _row_scale(weights, logits.shape[0], logits.dtype, xp)
+    e = xp.exp(-xp.abs(logits))  # ≤ 1: neither the loss nor σ overflows
+    per_entry = xp.maximum(logits, 0.0) - targets * logits + xp.log1p(e)
+    p = xp.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return xp.sum(per_entry * scale), (p - targets) * scale
+
+
+def squared_error(outputs: Array, targets: Array, xp: Any, weights: Array | None = None, *,
+                  mean_over_outputs: bool = False) -> tuple[Array, Array]:
+    """Half squared error of identity outputs and its gradient: L = Σᵢ wᵢ ‖ŷᵢ − yᵢ‖² / (2 Σᵢ wᵢ).
+
+    dL/dŷᵢ = wᵢ (ŷᵢ − yᵢ) / Σw (wᵢ = 1: L is half the mean over samples of the squared error
+    summed over the K outputs).
+
+    scikit-learn *reports* the squared loss averaged over the K outputs, ½·meanₖ meanᵢ(ŷ − y)²,
+    while the gradient it descends is that of the sum above. ``mean_over_outputs=True`` returns
+    that reported value, L / K, with the gradient of L unchanged, so that ``loss_curve_`` reads
+    as scikit-learn's; for one output (K = 1) the two agree.
+
+    Parameters
+    ----------
+    outputs : array
+        (N, K) predictions ŷ (the network's last Linear, no activation).
+    targets : array
+        (N, K) floating targets y.
+    xp : namespace
+        The arrays' Array API namespace (``backend.xp``).
+    weights : array, optional
+        (N,) non-negative sample weights, not all zero.
+    mean_over_outputs : bool, default False
+        Return L / K as the loss (scikit-learn's reported number).
+
+    Returns
+    -------
+    loss : array
+        0-d array on the device.
+    doutputs : array
+        (N, K) gradient of L with respect to ``outputs``.
+    """
+    scale = _row_scale(weights, outputs.shape[0], outputs.dtype, xp)
+    residual = outputs - targets
+    loss = xp.sum(residual * residual * scale) * 0.5
+    if mean_over_outputs and outputs.shape[1] != 1:
+        loss = loss * (1.0 / outputs.shape[1])
+    return loss, residual * scale
+
+
+def poisson_deviance(logits: Array, targets: Array, xp: Any,
+                     weights: Array | None = None) -> tuple[Array, Array]:
+    """Half Poisson deviance of exponential outputs ŷ = e^z and its gradient.
+
+    ℓᵢ = Σₖ yᵢₖ log(yᵢₖ / ŷᵢₖ) − yᵢₖ + ŷᵢₖ = Σₖ yᵢₖ log yᵢₖ − yᵢₖ zᵢₖ − yᵢₖ + e^{zᵢₖ} (0 log 0 = 0);
+    L = Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ (scikit-learn's ``poisson_loss``); dL/dzᵢₖ = wᵢ (ŷᵢₖ − yᵢₖ) / Σw.
+
+    Parameters
+    ----------
+    logits : array
+        (N, K) log-predictions z.
+    targets : array
+        (N, K) non-negative floating targets y.
+    xp : namespace
+        The arrays' Array API namespace (``backend.xp``).
+    weights : array, optional
+        (N,) non-negative sample weights, not all zero.
+
+    Returns
+    -------
+    loss : array
+        0-d array on the device.
+    dlogits : array
+        (N, K) gradient of the loss with respect to ``logits``.
+    """
+    scale = _row_scale(weights, logits.shape[0], logits.dtype, xp)
+    mu = xp.exp(logits)
+    y_log_y = xp.where(targets > 0, targets * xp.log(xp.where(targets > 0, targets, 1.0)), 0.0)
+    per_entry = y_log_y - targets * logits - targets + mu
+    return xp.sum(per_entry * scale), (mu - targets) * scale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .backend import Backend, get_backend, is_device_array, on_device, to_numpy
@@ -21,6 +21,8 @@ from .network import (
 )
 
 Array = Any
+# (logits, targets, xp, sample weights or None) -> (0-d loss, dL/dlogits): see xpmlp.losses
+LossFn = Callable[[Array, Array, Any, Any], tuple[Array, Array]]
 
 
 class MLP:
@@ -68,6 +70,9 @@ class MLP:
     ['tanh', 'relu']
     """
 
+    # softmax cross-entropy needs two classes; the estimators' networks (logistic, regression) allow one
+    min_outputs = 2
+
     def __init__(self, sizes: Sequence[int], activation: str | Sequence[str] = "relu",
                  backend: Backend | str = "auto", dtype: str = "float32", seed: int | None = 0,
                  init: str | float = "he", dropout: float = 0.0, **activation_kwargs: Any) -> None:
@@ -75,7 +80,7 @@ class MLP:
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise InputError(f"sizes {sizes} must list at least an input and an output width, all positive, "
                              "e.g. [784, 500, 500, 10]")
-        if sizes[-1] < 2:
+        if sizes[-1] < self.min_outputs:
             raise InputError(f"the last size is the number of classes and must be at least 2, got {sizes[-1]}")
         names = activation_list(activation, len(sizes) - 2, **activation_kwargs)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
@@ -93,7 +98,7 @@ class MLP:
 
     def _place(self, layers: list[Layer], backend: Backend | str, dtype: str, seed: int | None) -> None:
         """Put the checked ``layers`` on the backend: weights from the seeded host generator, in order."""
-        self.sizes = check_stack(layers, allow_stacked_activations=True)
+        self.sizes = check_stack(layers, allow_stacked_activations=True, min_outputs=self.min_outputs)
         self.backend = get_backend(backend, dtype)
         self.seed = seed
         rng = self.backend.rng(seed)
@@ -260,19 +265,22 @@ class MLP:
 
     @on_device
     def loss(self, X: Array, y: Array, reg: float = 0.0, check: bool = True,
-             sample_weight: Array | None = None) -> tuple[Array, dict[str, Array]]:
+             sample_weight: Array | None = None, loss_fn: LossFn | None = None) -> tuple[Array, dict[str, Array]]:
         """Regularised loss and gradients of one batch.
 
         L = mean softmax cross-entropy + ½·λ·Σ‖W‖²_F (weights only, see ``losses.l2_penalty``).
         With ``sample_weight`` w the mean becomes Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ (``losses.softmax_cross_entropy``);
         the penalty is unchanged (scikit-learn's ``alpha`` is λ·Σᵢ wᵢ of the batch).
+        ``loss_fn(logits, targets, xp, weights) -> (loss, dlogits)`` replaces the cross-entropy
+        (e.g. ``losses.squared_error`` with float targets y (N, K), checked by the caller: ``check``
+        then validates X only).
 
         Returns:
             ``(loss, grads)``: loss a 0-d device array; grads a dict keyed like ``state_dict()``.
         """
         if check:
             X = self.check_x(X)
-            y = self.check_y(y, X.shape[0])
+            y = self.check_y(y, X.shape[0]) if loss_fn is None else y
             if X.shape[0] == 0:
                 raise InputError("X has no rows; the loss needs at least one sample")
             if reg < 0:
@@ -280,7 +288,7 @@ class MLP:
             if sample_weight is not None:
                 sample_weight = self.check_weights(sample_weight, X.shape[0])
         logits = self.net.forward(X, train=True)
-        loss, dlogits = softmax_cross_entropy(logits, y, self.xp, sample_weight)
+        loss, dlogits = (loss_fn or softmax_cross_entropy)(logits, y, self.xp, sample_weight)
         grads = self.backward(dlogits)
         if reg:
             names = [k for k in grads if k.startswith("W")]
@@ -291,7 +299,8 @@ class MLP:
         return loss, grads
 
     @on_device
-    def fused_step(self, X: Array, y: Array, reg: float, optimizer: Any, sample_weight: Array | None = None) -> Array:
+    def fused_step(self, X: Array, y: Array, reg: float, optimizer: Any, sample_weight: Array | None = None,
+                   loss_fn: LossFn | None = None) -> Array:
         """One training step of an SGD-family optimizer with each weight update folded into its GEMM.
 
         The same step as ``loss(X, y, reg, check=False, sample_weight)`` then ``optimizer.step(params, grads)``,
@@ -305,7 +314,7 @@ class MLP:
         xp = self.xp
         optimizer.begin_fused_step(self.params)
         logits = self.net.forward(X, train=True)
-        loss, dlogits = softmax_cross_entropy(logits, y, xp, sample_weight)
+        loss, dlogits = (loss_fn or softmax_cross_entropy)(logits, y, xp, sample_weight)
         weights = [(name, layer) for name, layer, key in self.net.named if key == "W"]
         if reg:  # the penalty of the weights this step starts from
             loss = loss + l2_value([layer.params["W"] for _, layer in weights], reg, xp)

@@ -86,7 +86,7 @@ def _check_items(layers: Sequence[Any]) -> None:
         seen[id(layer)] = i
 
 
-def check_stack(layers: Sequence[Any], allow_stacked_activations: bool = False) -> list[int]:
+def check_stack(layers: Sequence[Any], allow_stacked_activations: bool = False, min_outputs: int = 2) -> list[int]:
     """Refuse an ill-formed list of layers in one line naming the layer; return the widths.
 
     Parameters
@@ -95,6 +95,9 @@ def check_stack(layers: Sequence[Any], allow_stacked_activations: bool = False) 
         The network's layers, input side first.
     allow_stacked_activations : bool, default False
         Accept two activations in a row (refused by default: almost always a mistake).
+    min_outputs : int, default 2
+        The fewest outputs accepted: 2 classes for softmax cross-entropy (1 for the estimators'
+        logistic and regression outputs).
 
     Returns
     -------
@@ -125,7 +128,7 @@ def check_stack(layers: Sequence[Any], allow_stacked_activations: bool = False) 
     if not isinstance(layers[-1], Linear):
         raise InputError(f"the last layer is {layers[-1]!r}; a network must end in a Linear that gives the class "
                          "scores (the loss applies the softmax)")
-    if sizes[-1] < 2:
+    if sizes[-1] < min_outputs:
         raise InputError(f"the last Linear gives {sizes[-1]} output; the number of classes must be at least 2")
     return sizes
 

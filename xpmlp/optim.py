@@ -84,6 +84,15 @@ class Optimizer:
         # set by load_state_dict: the next step casts/moves loaded state to match the params
         self._align_pending = False
 
+    @property
+    def learning_rate(self) -> float:
+        """The current learning rate, ``lr`` (scikit-learn's name: ``estimator._optimizer.learning_rate``)."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr = check_lr(value)
+
     def bind(self, backend: Backend) -> Optimizer:
         """Compute on ``backend`` from now on (state already held is moved at the next step); returns self."""
         if not isinstance(backend, Backend):

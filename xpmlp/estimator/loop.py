@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend
-from ..errors import DivergenceError
+from ..errors import NonFiniteWeightsError
 from ..model import MLP
 from ..optim import Adam, Optimizer, make_optimizer
 from .hooks import NO_HOOKS, EpochHooks
@@ -43,11 +43,11 @@ class FitData:
     """The training data of one fit, on the model's device."""
 
     X: Array
-    y: Array                        # class indices (int64)
+    y: Array                        # class indices (int64, softmax) or float targets (N, K)
     w: Array | None                 # sample weights (model dtype); None: unweighted
     w_host: np.ndarray | None       # the same weights on the host (per-batch sums)
-    y_host: np.ndarray              # class indices on the host (the stratified split)
-    n_classes: int
+    y_host: np.ndarray              # the same targets on the host (the stratified split)
+    n_classes: int                  # the network's outputs
     rows: np.ndarray | None = None  # the training rows when a validation split is held out
     X_val: Array | None = None
     y_val: Array | None = None
@@ -92,17 +92,6 @@ def class_indices(model: MLP, X: Array) -> Array:
         return xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
 
 
-def accuracy(model: MLP, X: Array, y: Array, w: Array | None) -> float:
-    """(Weighted) accuracy of ``model`` on device arrays; one read from the device."""
-    xp = model.xp
-    predicted = class_indices(model, X)
-    with model.backend.context():
-        correct = xp.astype(predicted == y, model.backend.float_dtype())
-        if w is None:
-            return float(xp.mean(correct))
-        return float(xp.sum(correct * w) / xp.sum(w))
-
-
 class StochasticLoop:
     """The epochs of ``fit`` / ``partial_fit``; mixed into the estimator, whose attributes it updates."""
 
@@ -110,6 +99,17 @@ class StochasticLoop:
     shuffle: bool
     _random_state: Any
     _optimizer: Optimizer | None
+
+    def _loss(self) -> Any:  # the estimator's output loss (BaseMLP)
+        raise NotImplementedError
+
+    def _validation_score(self, model: MLP, X: Array, y: Array, w: Array | None) -> float:
+        """The held-out score of early stopping: accuracy (classifier) or R² (regressor), one read."""
+        raise NotImplementedError
+
+    def _stratified_split(self, data: FitData) -> bool:
+        """Whether early stopping's split is stratified by the (one-column) targets."""
+        return False
 
     def _init_records(self, early_stopping: bool) -> None:
         """scikit-learn's fitted bookkeeping, fresh (first fit, or a fit without warm_start)."""
@@ -139,6 +139,7 @@ class StochasticLoop:
                           stacklevel=3)
             batch = n
         order = np.arange(n)
+        diverged = False
         try:
             self.n_iter_ = 0
             for _ in range(s.max_iter):
@@ -147,16 +148,35 @@ class StochasticLoop:
                     order = _shuffled(order, self._random_state)
                 rows = (order if data.rows is None else data.rows[order]) if self.shuffle else data.rows
                 self.loss_ = self._run_epoch(model, opt, data, rows, batch, s) / n
-                stop = self._end_of_epoch(model, opt, data, s, n, incremental)
+                diverged = not math.isfinite(self.loss_)
+                stop = self._end_of_epoch(model, opt, data, s, n, incremental) or diverged
                 if hooks.end_epoch() or stop:
                     break
         except KeyboardInterrupt:
             hooks.abandon_epoch()
             warnings.warn("Training interrupted by user.", stacklevel=3)
-        if early_stopping and self._best_params is not None:
+        best = getattr(self, "_best_params", None) if early_stopping else None
+        if best is not None:
             with model.backend.context():
-                for name, value in self._best_params.items():
+                for name, value in best.items():
                     model.net.set_param(name, value * 1.0)  # a copy: later training must not move the best
+        if diverged:
+            self._report_divergence(best is not None)
+
+    def _report_divergence(self, best_kept: bool) -> None:
+        """A non-finite epoch loss stopped the epochs (later ones could not recover): warn when early
+        stopping's best weights are kept, as scikit-learn then fits without error; raise otherwise."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        where = f"the loss is {self.loss_} after epoch {self.n_iter_}"
+        fix = "lower learning_rate_init, standardise X (e.g. StandardScaler) or raise alpha"
+        if best_kept:
+            warnings.warn(f"Training diverged ({where}); early stopping's best weights (validation score "
+                          f"{self.best_validation_score_:g}) are kept. To train further, {fix}.", ConvergenceWarning,
+                          stacklevel=4)
+            return
+        raise NonFiniteWeightsError(f"Solver produced non-finite parameter weights. The input data may contain large "
+                                    f"values and need to be preprocessed: {where}; {fix}")
 
     def _run_epoch(self, model: MLP, opt: Optimizer, data: FitData, rows: np.ndarray | None, batch: int,
                    s: Settings) -> float:
@@ -166,6 +186,7 @@ class StochasticLoop:
         plan = batch_plan(n, batch, rows, data.w_host, s.alpha)
         adam = isinstance(opt, Adam)
         fused = opt.can_fuse
+        loss_fn = self._loss()
         losses = []
         with backend.context():
             y, w, rows_dev = data.y, data.w, None
@@ -175,14 +196,14 @@ class StochasticLoop:
                 y = xp.take(data.y, rows_dev, axis=0)
                 w = None if data.w is None else xp.take(data.w, rows_dev, axis=0)
             for start, stop, reg in plan:
-                yb, wb = y[start:stop], None if w is None else w[start:stop]
+                yb, wb = y[start:stop, ...], None if w is None else w[start:stop]
                 Xb = data.X[start:stop, ...] if rows_dev is None else xp.take(data.X, rows_dev[start:stop], axis=0)
                 if adam:  # scikit-learn's ε on √v: xpmlp's Adam adds ε'·√(1−β₂ᵗ) to √v
                     opt.eps = s.epsilon / math.sqrt(1.0 - s.beta_2 ** (opt.t + 1))
                 if fused:  # SGD family: the update folded into each weight-gradient GEMM (same numbers)
-                    loss = model.fused_step(Xb, yb, reg, opt, sample_weight=wb)
+                    loss = model.fused_step(Xb, yb, reg, opt, sample_weight=wb, loss_fn=loss_fn)
                 else:
-                    loss, grads = model.loss(Xb, yb, reg, check=False, sample_weight=wb)
+                    loss, grads = model.loss(Xb, yb, reg, check=False, sample_weight=wb, loss_fn=loss_fn)
                     opt.step(model.params, grads)
                 losses.append(loss)
             if not losses:
@@ -195,13 +216,12 @@ class StochasticLoop:
         """scikit-learn's end-of-iteration bookkeeping; True when training stops here."""
         self.n_iter_ += 1
         self.t_ += n
-        if not math.isfinite(self.loss_):
-            raise DivergenceError(f"training diverged: the loss is {self.loss_} after epoch {self.n_iter_}; lower "
-                                  "learning_rate_init, standardise X (e.g. StandardScaler) or raise alpha")
         self.loss_curve_.append(self.loss_)
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
         self._update_no_improvement_count(model, data, s)
+        if not math.isfinite(self.loss_):
+            return True
         if s.sgd_family and s.learning_rate == "invscaling":
             opt.lr = s.lr / (self.t_ + 1) ** s.power_t
         if self._no_improvement_count > s.n_iter_no_change:
@@ -219,7 +239,7 @@ class StochasticLoop:
 
     def _update_no_improvement_count(self, model: MLP, data: FitData, s: Settings) -> None:
         if data.X_val is not None:
-            score = accuracy(model, data.X_val, data.y_val, data.w_val)
+            score = self._validation_score(model, data.X_val, data.y_val, data.w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -256,8 +276,8 @@ class StochasticLoop:
         from sklearn.model_selection import train_test_split
 
         rows = np.arange(int(data.X.shape[0]))
-        # scikit-learn stratifies only when its output is one logistic unit: two classes
-        stratify = data.y_host if data.n_classes == 2 else None
+        # scikit-learn stratifies a classifier's split only when its output is one logistic unit: two classes
+        stratify = data.y_host > 0.5 if self._stratified_split(data) else None  # an (n, 1) bool column, as scikit-learn
         train, val = train_test_split(rows, random_state=self._random_state, test_size=s.validation_fraction,
                                       stratify=stratify)
         if len(val) < 2:

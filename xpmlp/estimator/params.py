@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..layers import ACTIVATIONS
 
 SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-SOLVERS = ("sgd", "adam", "momentum", "nesterov", "adamw")
+SOLVERS = ("lbfgs", "sgd", "adam", "momentum", "nesterov", "adamw")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = ("auto", "float32", "float64")
 ADAMW_DEFAULT_DECAY = 0.01  # PyTorch's and xpmlp's AdamW default
@@ -29,7 +29,7 @@ class Settings:
     hidden: tuple[int, ...]
     activation: str | list[str]  # an xpmlp activation name or "identity"; or one per hidden layer
     init_factor: float       # Glorot-uniform bound sqrt(factor / (fan_in + fan_out)): 2 for sigmoid, else 6
-    optimizer: str           # xpmlp's optimizer name (make_optimizer)
+    optimizer: str           # xpmlp's optimizer name (make_optimizer), or "lbfgs" (full batch)
     sgd_family: bool         # learning_rate schedules apply (scikit-learn: solver='sgd' only)
     alpha: float
     batch_size: int | None   # None: 'auto' = min(200, n_samples)
@@ -37,6 +37,7 @@ class Settings:
     lr: float
     power_t: float
     max_iter: int
+    max_fun: int             # L-BFGS: loss evaluations at most
     tol: float
     momentum: float
     beta_1: float
@@ -102,9 +103,6 @@ def _one_activation(name: Any) -> str:
 def _optimizer(est: Any) -> tuple[str, bool]:
     """xpmlp's optimizer name for ``solver`` (and momentum, nesterovs_momentum); whether it is SGD-like."""
     solver = est.solver
-    if solver == "lbfgs":
-        raise InputError("solver='lbfgs' is not available: xpmlp trains by minibatches on any device; "
-                         "use solver='adam' or 'sgd' (or sklearn.neural_network.MLPClassifier for L-BFGS)")
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; use one of: {', '.join(SOLVERS)}")
     if solver == "sgd":
@@ -113,6 +111,9 @@ def _optimizer(est: Any) -> tuple[str, bool]:
         if est.momentum == 0:
             return "sgd", True
         return ("nesterov" if est.nesterovs_momentum else "momentum"), True
+    if solver == "lbfgs" and est.dropout:
+        raise InputError(f"dropout={est.dropout!r} makes the loss random, which L-BFGS's line search cannot use; "
+                         "use dropout=0.0 with solver='lbfgs', or a stochastic solver such as 'adam'")
     return solver, solver in ("momentum", "nesterov")
 
 
@@ -174,6 +175,7 @@ def resolve(est: Any) -> Settings:
         lr=_number("learning_rate_init", est.learning_rate_init, 0.0, low_open=True, example="1e-3"),
         power_t=_number("power_t", est.power_t, 0.0, example="0.5"),
         max_iter=_integer("max_iter", est.max_iter, 1),
+        max_fun=_integer("max_fun", est.max_fun, 1),
         tol=_number("tol", est.tol, 0.0, example="1e-4"),
         momentum=_number("momentum", est.momentum, 0.0, 1.0, high_open=True, example="0.9"),
         beta_1=_number("beta_1", est.beta_1, 0.0, 1.0, high_open=True, example="0.9"),

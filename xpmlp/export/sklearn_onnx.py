@@ -50,7 +50,7 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
     if classes.dtype.kind not in "iuUO":
         raise InputError(f"skl2onnx labels must be integers or strings; classes_ has dtype {classes.dtype}: "
                          "encode the targets (e.g. LabelEncoder) before fitting")
-    model = estimator._get_model()
+    model = estimator._softmax_model()
     prefix = scope.get_unique_variable_name("xpmlp_")
     traced = trace_onnx(model, classes=classes.tolist(), check=False)
     traced_graph = compose.add_prefix_graph(traced.graph, prefix)
