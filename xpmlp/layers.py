@@ -21,6 +21,7 @@ from typing import Any
 
 from .backend import Backend
 from .errors import InputError
+from .sparse import is_sparse
 
 Array = Any
 
@@ -212,7 +213,8 @@ def init_std(init: str | float, fan_in: int, fan_out: int) -> float:
 class Linear(Layer):
     """Affine layer: out = x @ W + b, with W of shape (in_features, out_features).
 
-    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ. Weights are drawn on the host
+    Backward: dW = xᵀ @ dout, db = Σ_rows dout, dx = dout @ Wᵀ. x may be a sparse matrix
+    (:mod:`xpmlp.sparse`): both products with it are dense. Weights are drawn on the host
     in float64 and moved with ``backend.asarray``, so every backend starts from bit-identical
     weights for the same seed; the bias starts at zero.
 
@@ -242,7 +244,8 @@ class Linear(Layer):
         # The first layer of a network never needs dL/dx: skipping it saves one GEMM per step.
         self.input_grad = True
         # Set by a fused training step: weight_update(W, x, dout) updates W from the factors of its
-        # gradient (xᵀ·dout) in one GEMM, and grads["W"] is not formed (see MLP.fused_step).
+        # gradient (xᵀ·dout) in one GEMM, and grads["W"] is not formed (see MLP.fused_step); a sparse x
+        # (xpmlp.sparse) is handed over as weight_update(W, None, xᵀ·dout), the product formed.
         self.weight_update: Callable[[Array, Array, Array], None] | None = None
         self.x: Array = None
         super().__init__()
@@ -271,7 +274,11 @@ class Linear(Layer):
     def backward(self, dout: Array) -> Array:
         dx = dout @ self.params["W"].T if self.input_grad else None  # before any update of W
         if self.weight_update is not None:
-            self.weight_update(self.params["W"], self.x, dout)  # dL/dW = xᵀ·dout folded into W's update
+            if self.input_grad or not is_sparse(self.x):  # only the first layer sees X, sparse or not
+                self.weight_update(self.params["W"], self.x, dout)  # dL/dW = xᵀ·dout folded into W's update
+            else:
+                # the fused GEMM takes dense factors only: form xᵀ·dout (dense (in, out)); None says so
+                self.weight_update(self.params["W"], None, self.x.T @ dout)
         else:
             self.grads["W"] = self.x.T @ dout
         self.grads["b"] = self.xp.sum(dout, axis=0)

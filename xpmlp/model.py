@@ -19,6 +19,7 @@ from .network import (
     layer_from_config,
     normalize_activation,
 )
+from .sparse import is_sparse, sparse_is_finite, to_backend_sparse
 
 Array = Any
 # (logits, targets, xp, sample weights or None) -> (0-d loss, dL/dlogits): see xpmlp.losses
@@ -187,10 +188,13 @@ class MLP:
         A host NumPy array (or one from another backend) is moved to this backend.
         ``assume_finite=True`` skips the scan for NaN and inf (one pass over X), for a caller that
         has just made that check itself (as scikit-learn's ``validate_data`` does).
+        A sparse X (SciPy CSR/CSC; cupyx on CuPy) stays sparse: ``xpmlp.sparse.to_backend_sparse``.
         """
         if X is None:
             raise InputError("X is None; pass the samples as a 2-D array (samples, features)")
-        X = self._on_backend(X, "X")
+        sparse = is_sparse(X)
+        if not sparse:
+            X = self._on_backend(X, "X")
         xp = self.xp
         if X.ndim != 2:
             raise InputError(f"X has shape {tuple(X.shape)}; it must be 2-D (samples, features): "
@@ -198,9 +202,14 @@ class MLP:
         if X.shape[1] != self.sizes[0]:
             raise InputError(f"X has {X.shape[1]} features but the model's input size is {self.sizes[0]}; "
                              "build the MLP with sizes[0] equal to the feature count")
-        if not xp.isdtype(X.dtype, "real floating"):
+        if not (X.dtype.kind == "f" if sparse else xp.isdtype(X.dtype, "real floating")):
             raise InputError(f"X has dtype {X.dtype}; it must be floating: scale the data, "
                              "e.g. X.astype('float32') / 255")
+        if sparse:  # the stored values only: the implicit zeros are finite
+            X = to_backend_sparse(X, self.backend)
+            if not assume_finite and not sparse_is_finite(X):
+                raise InputError("X contains NaN or inf; clean or impute the data before training")
+            return X
         if X.dtype != self.backend.float_dtype():
             X = xp.astype(X, self.backend.float_dtype())
         # One reduction instead of an elementwise mask: a NaN or inf anywhere makes the sum non-finite;

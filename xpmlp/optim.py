@@ -149,6 +149,12 @@ class Optimizer:
         """Update W in place from the factors of its gradient, dL/dW = Aᵀ·B + decay·W, without forming it."""
         raise NotImplementedError
 
+    def _formed_weight_update(self, name: str, W: Array, g: Array, decay: float) -> None:
+        """W's fused update from g = AᵀB formed by the caller (A sparse): ``step``'s update of g + decay·W."""
+        if decay:
+            self.backend.axpy_(g, decay, W)
+        self._update(name, W, g, float(self.lr))
+
     def _context(self) -> contextlib.AbstractContextManager[Any]:
         """The bound backend's device context (nothing to enter before binding)."""
         return self.backend.context() if self.backend is not None else contextlib.nullcontext()
@@ -357,8 +363,11 @@ class SGD(Optimizer):
             nesterov   W ← W − μ·V;  V ← μ·V − lr·AᵀB − lr·λ·W_old;  W ← W + (1 + μ)·V
 
         The last line is the identity W + μ·V_new − lr·g = W − μ·V_old + (1 + μ)·V_new.
+        ``A`` None: B is AᵀB already formed (a sparse input), taken by ``_update``'s path.
         Call ``begin_fused_step`` first and ``step`` for the other parameters after (it counts the step).
         """
+        if A is None:  # B is AᵀB, formed from a sparse A
+            return self._formed_weight_update(name, W, B, decay)
         backend, lr = self.backend, float(self.lr)
         wd = decay + self.weight_decay
         if self.momentum == 0.0:

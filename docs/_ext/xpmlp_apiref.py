@@ -23,6 +23,7 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.losses": None,
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,
+    "xpmlp.sparse": ("is_sparse", "to_backend_sparse", "take_rows", "sparse_is_finite"),
     "xpmlp.argchecks": ("check_number", "check_lr"),
     "xpmlp.schedules": None,
     "xpmlp.callbacks": ("Callback", "EarlyStopping", "ProgressBar", "CheckpointCallback", "extra_callbacks"),
@@ -52,7 +53,7 @@ API: dict[str, tuple[str, ...] | None] = {
 TITLES = {
     "xpmlp.model": "Models", "xpmlp.layers": "Layers", "xpmlp.network": "Layer stacks",
     "xpmlp.runs": "Run folders", "xpmlp.losses": "Losses",
-    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers",
+    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers", "xpmlp.sparse": "Sparse input",
     "xpmlp.argchecks": "Argument checks", "xpmlp.schedules": "Learning-rate schedules",
     "xpmlp.callbacks": "Callbacks", "xpmlp.backend": "Backends", "xpmlp.data": "Data sets",
     "xpmlp.estimator": "scikit-learn estimators",
