@@ -146,3 +146,37 @@ def test_regressor_reads_scikit_learns_attributes():
         assert getattr(ours, name) == getattr(theirs, name), name
     assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-10)
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("params", [dict(solver="adam"), dict(solver="sgd", learning_rate_init=0.1),
+                                    dict(solver="adam", early_stopping=True)])
+def test_sparse_x_trains_as_scikit_learn_without_densifying(fmt, params, monkeypatch):
+    import scipy.sparse
+
+    X = scipy.sparse.random(200, 60, density=0.05, format=fmt, random_state=0)
+    y = np.random.default_rng(0).integers(0, 3, 200)
+    common = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, **params)
+    theirs = SkMLPClassifier(**common).fit(X, y)
+    expected = theirs.predict_proba(X)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sparse X was densified")
+
+    for cls in (scipy.sparse.csr_matrix, scipy.sparse.csc_matrix):
+        monkeypatch.setattr(cls, "toarray", refuse)
+        monkeypatch.setattr(cls, "todense", refuse)
+    ours = MLPClassifier(**common, device="cpu").fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), expected, atol=1e-10)
+    monkeypatch.undo()
+    dense = MLPClassifier(**common, device="cpu").fit(X.toarray(), y)
+    np.testing.assert_allclose(ours.predict_proba(X), dense.predict_proba(X.toarray()), atol=1e-12)
+
+
+def test_sparse_x_on_a_backend_without_sparse_matrices_is_refused():
+    import scipy.sparse
+
+    X = scipy.sparse.random(30, 5, density=0.3, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="sparse input needs device 'cpu' or 'cuda'"):
+        MLPRegressor(max_iter=2, device="strict").fit(X, np.arange(30.0))

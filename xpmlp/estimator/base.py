@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..backend import Backend, backend_unavailable, get_backend
 from ..layers import Dropout, Linear
 from ..model import MLP
+from ..sparse import is_sparse
 from .arrays import backend_of, check_same_namespace, device_copy, host, is_on_device, on_backend, sample_weights
 from .hooks import CallbackSupportMixin, EpochHooks, with_callbacks
 from .lbfgs_fit import LbfgsLoop
@@ -31,6 +32,12 @@ from .pickling import PicklableOnDevice
 from .weights import PendingWeights
 
 Array = Any
+SPARSE_FORMATS = ["csr", "csc"]  # SciPy sparse X: multiplied as it is by the first layer (xpmlp.sparse)
+
+
+def _on_device(X: Any) -> bool:
+    """Whether X lives on a device: a device array, or a ``cupyx.scipy.sparse`` matrix."""
+    return is_on_device(X) or (is_sparse(X) and type(X).__module__.startswith("cupyx."))
 
 
 def glorot_uniform(random_state: np.random.RandomState, sizes: list[int], factor: float) -> dict[str, np.ndarray]:
@@ -164,12 +171,12 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
 
     def _check_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, bool]:
         """Validate X (kept on its device when it is a device array) and y (on the host)."""
-        if y is not None and is_on_device(y) and not is_on_device(X):
+        if y is not None and is_on_device(y) and not _on_device(X):
             y = host(y)  # everything follows X
-        if not is_on_device(X):
+        if not _on_device(X):
             dtype = (np.float64, np.float32) if self.dtype == "auto" else np.dtype(self.dtype)
             X, y = validate_data(self, X, y, reset=reset, dtype=dtype, multi_output=True,
-                                 y_numeric=self._y_numeric)
+                                 y_numeric=self._y_numeric, accept_sparse=SPARSE_FORMATS)
             return X, y, False
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
@@ -205,13 +212,15 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         else:
             dtype = self._arch["dtype"]
         if device_input:
-            return backend_of(X, dtype)
+            return backend_of(X.data if is_sparse(X) else X, dtype)  # a cupyx matrix: its data's device
         if new:
             return get_backend(self.device, dtype)
         return self._get_model().backend
 
     @staticmethod
     def _input_dtype(X: Any) -> str:
+        if is_sparse(X):
+            return "float32" if str(X.dtype) == "float32" else "float64"
         if is_on_device(X):
             return "float32" if X.dtype == backend_of(X).xp.float32 else "float64"
         return "float32" if X.dtype == np.float32 else "float64"
@@ -237,12 +246,12 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         """X, targets and weights on the model's device (host input: one copy each)."""
         backend = model.backend
         with backend.context():
-            if is_on_device(X) and not backend.xp.isdtype(X.dtype, "real floating"):
+            if is_on_device(X) and not is_sparse(X) and not backend.xp.isdtype(X.dtype, "real floating"):
                 X = backend.xp.astype(X, backend.float_dtype())
             y = backend.asarray(targets) if targets.dtype.kind == "i" else backend.asarray(targets.astype(
                 np.float64 if model.dtype == "float64" else np.float32))
             # host input was scanned for NaN/inf by validate_data already; a device array was not
-            return FitData(X=model.check_x(X, assume_finite=not is_on_device(X)), y=y,
+            return FitData(X=model.check_x(X, assume_finite=not _on_device(X)), y=y,
                            w=None if w is None else backend.asarray(w),
                            w_host=w, y_host=targets, n_classes=n_outputs)
 
@@ -317,15 +326,15 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         check_is_fitted(self, "n_layers_")
         check_same_namespace(X, self._io_spec, type(self).__name__, method)
         model = self._get_model()
-        if is_on_device(X):
+        if _on_device(X):
             self._check_device_x(X, reset=False)
-            backend = backend_of(X, model.dtype)
+            backend = backend_of(X.data if is_sparse(X) else X, model.dtype)
             model = self._model_on(backend)
             with backend.context():
-                if not backend.xp.isdtype(X.dtype, "real floating"):
+                if not is_sparse(X) and not backend.xp.isdtype(X.dtype, "real floating"):
                     X = backend.xp.astype(X, backend.float_dtype())
             return model, model.check_x(X), backend
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=SPARSE_FORMATS)
         return model, model.check_x(X), None
 
     def _logits(self, X: Any, method: str) -> tuple[MLP, Array, Backend | None]:
@@ -340,7 +349,7 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.array_api_support = True
         return tags
 

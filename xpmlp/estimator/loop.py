@@ -31,6 +31,7 @@ import numpy as np
 from ..backend import Backend
 from ..errors import NonFiniteWeightsError
 from ..model import MLP
+from ..sparse import is_sparse, take_rows
 from ..optim import Adam, Optimizer, make_optimizer
 from .hooks import NO_HOOKS, EpochHooks
 from .params import Settings
@@ -197,7 +198,7 @@ class StochasticLoop:
                 w = None if data.w is None else xp.take(data.w, rows_dev, axis=0)
             for start, stop, reg in plan:
                 yb, wb = y[start:stop, ...], None if w is None else w[start:stop]
-                Xb = data.X[start:stop, ...] if rows_dev is None else xp.take(data.X, rows_dev[start:stop], axis=0)
+                Xb = _batch(data.X, rows, rows_dev, start, stop, xp)
                 if adam:  # scikit-learn's ε on √v: xpmlp's Adam adds ε'·√(1−β₂ᵗ) to √v
                     opt.eps = s.epsilon / math.sqrt(1.0 - s.beta_2 ** (opt.t + 1))
                 if fused:  # SGD family: the update folded into each weight-gradient GEMM (same numbers)
@@ -287,8 +288,17 @@ class StochasticLoop:
         data.rows = train
         with backend.context():
             val_dev = backend.asarray(val)
-            data.X_val, data.y_val = xp.take(data.X, val_dev, axis=0), xp.take(data.y, val_dev, axis=0)
+            data.X_val = take_rows(data.X, val) if is_sparse(data.X) else xp.take(data.X, val_dev, axis=0)
+            data.y_val = xp.take(data.y, val_dev, axis=0)
             data.w_val = None if data.w is None else xp.take(data.w, val_dev, axis=0)
+
+
+def _batch(X: Array, rows: np.ndarray | None, rows_dev: Array | None, start: int, stop: int, xp: Any) -> Array:
+    """The minibatch X[rows[start:stop]] (X[start:stop] without an order): a gather on the device, or
+    the sparse rows (CSR) of a sparse X."""
+    if is_sparse(X):
+        return X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+    return X[start:stop, ...] if rows_dev is None else xp.take(X, rows_dev[start:stop], axis=0)
 
 
 def _shuffled(order: np.ndarray, random_state: Any) -> np.ndarray:
