@@ -23,6 +23,8 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.losses": None,
     "xpmlp.train": ("TrainConfig", "Trainer", "History", "train", "evaluate", "per_class_accuracy"),
     "xpmlp.optim": None,
+    "xpmlp.lbfgs": ("minimize_lbfgs", "LbfgsResult", "strong_wolfe_line_search", "zoom", "LineSearch",
+                    "two_loop_direction", "cubic_minimizer", "quadratic_minimizer", "MESSAGES"),
     "xpmlp.argchecks": ("check_number", "check_lr"),
     "xpmlp.schedules": None,
     "xpmlp.callbacks": ("Callback", "EarlyStopping", "ProgressBar", "CheckpointCallback", "extra_callbacks"),
@@ -50,7 +52,7 @@ API: dict[str, tuple[str, ...] | None] = {
 TITLES = {
     "xpmlp.model": "Models", "xpmlp.layers": "Layers", "xpmlp.network": "Layer stacks",
     "xpmlp.runs": "Run folders", "xpmlp.losses": "Losses",
-    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers",
+    "xpmlp.train": "Training", "xpmlp.optim": "Optimizers", "xpmlp.lbfgs": "Full-batch L-BFGS",
     "xpmlp.argchecks": "Argument checks", "xpmlp.schedules": "Learning-rate schedules",
     "xpmlp.callbacks": "Callbacks", "xpmlp.backend": "Backends", "xpmlp.data": "Data sets",
     "xpmlp.estimator": "scikit-learn estimator", "xpmlp.export.onnx": "ONNX export",
