@@ -92,7 +92,8 @@ def test_only_the_backend_package_imports_an_array_library():
 
 
 def test_the_math_imports_no_array_library_and_no_numpy():
-    math_modules = ["xpmlp.layers", "xpmlp.losses", "xpmlp.model", "xpmlp.optim", "xpmlp.schedules", "xpmlp.train"]
+    math_modules = ["xpmlp.layers", "xpmlp.lbfgs", "xpmlp.losses", "xpmlp.model", "xpmlp.optim", "xpmlp.schedules",
+                    "xpmlp.train"]
     for name in math_modules:
         roots = {m.split(".")[0] for m in _imports(name, MODULES[name])}
         assert not roots & (ARRAY_LIBRARIES | {"numpy", "array_api_compat", "array_api_strict"}), name

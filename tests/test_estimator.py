@@ -449,12 +449,14 @@ def test_bad_parameters_say_what_to_do(params, words):
         MLPClassifier(**params).fit(X, y)
 
 
-def test_multioutput_multiclass_and_single_class_are_refused():
+def test_multioutput_multiclass_is_refused_and_one_class_predicted():
     X, y = _data(60)
     with pytest.raises(ValueError, match="one label per sample"):
         MLPClassifier().fit(X, np.stack([y, (y + 1) % 3], axis=1))  # two multiclass outputs
-    with pytest.raises(ValueError, match="1 class"):
-        MLPClassifier().fit(X, np.zeros(60))
+    one = MLPClassifier(max_iter=5, device="cpu").fit(X, np.full(60, 7))  # as scikit-learn: it predicts that class
+    theirs = SkMLPClassifier(max_iter=5).fit(X, np.full(60, 7))
+    np.testing.assert_array_equal(one.predict(X), theirs.predict(X))
+    assert one.predict_proba(X).shape == theirs.predict_proba(X).shape == (60, 2)
 
 
 def test_other_solvers_and_activations_train():

@@ -111,7 +111,7 @@ def test_partial_fit_exists_only_for_stochastic_solvers(Estimator):
     assert hasattr(Estimator(solver="adam"), "partial_fit") and hasattr(Estimator(solver="sgd"), "partial_fit")
     assert not hasattr(Estimator(solver="lbfgs"), "partial_fit")
     with pytest.raises(AttributeError, match="partial_fit"):
-        Estimator(solver="lbfgs").partial_fit
+        _ = Estimator(solver="lbfgs").partial_fit
 
 
 def test_logistic_and_poisson_losses_are_scikit_learns():

@@ -18,7 +18,8 @@ sklearn = pytest.importorskip("sklearn")
 SOURCE = pathlib.Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
 IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 
-#: test name (or name[parameter id]) -> why xpmlp's estimator fails it
+#: test function name -> why xpmlp's estimators fail it (every case of scikit-learn 1.9.1's module
+#: passes today, its private ``_loss_grad_lbfgs`` included; the two feature-name cases need pandas)
 EXPECTED_FAILURES: dict[str, str] = {}
 
 
@@ -31,6 +32,8 @@ def _load() -> None:
 
 
 _load()
+for _name, _reason in EXPECTED_FAILURES.items():
+    globals()[_name] = pytest.mark.xfail(strict=True, reason=_reason)(globals()[_name])
 
 
 @pytest.fixture
@@ -39,5 +42,10 @@ def global_random_seed() -> int:
     return 42
 
 
-def pytest_collection_modifyitems(items: list) -> None:  # pragma: no cover - pytest calls it from conftest
-    raise AssertionError("never called from a test module")
+def test_the_runner_ran_scikit_learns_module():
+    """The module defined scikit-learn's tests here, for both estimators, with xpmlp's classes."""
+    import xpmlp
+
+    names = [name for name in globals() if name.startswith("test_") and not name.startswith("test_the_runner")]
+    assert len(names) >= 30 and "test_lbfgs_regression" in names and "test_partial_fit_classification" in names
+    assert globals()["MLPClassifier"] is xpmlp.MLPClassifier and globals()["MLPRegressor"] is xpmlp.MLPRegressor

@@ -1,7 +1,8 @@
 """xpmlp: a multi-layer perceptron written by hand against the Python Array API.
 
 ``from xpmlp import MLPClassifier`` (or ``MLPRegressor``) gives the scikit-learn estimators
-(``pip install 'xpmlp[sklearn]'``); they are imported on first use, so ``import xpmlp`` works without scikit-learn. ``Backend``,
+(``pip install 'xpmlp[sklearn]'``); they are imported on first use, so ``import xpmlp`` works
+without scikit-learn. ``Backend``,
 ``get_backend``, ``to_numpy``, the models (``MLP``, ``Sequential``), the layers and ``Trainer`` load
 NumPy and the backends on first use too, so that the
 command's entry point (:mod:`xpmlp.entry`) starts before any heavy import and can catch a Ctrl-C.

@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from ..backend import Backend
 from ..errors import InputError
+from ..layers import sigmoid
 from ..model import MLP
 from .arrays import host
 from .base import BaseMLP, build_model, glorot_uniform
@@ -211,15 +212,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             if self.warm_start and not incremental and set(present) != set(known):
                 raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
                                  f"call to fit. Previously got {known}, `y` has {present}")
-        if len(known) < 2:
-            raise ValueError(f"y has only 1 class ({known[0]!r}); a classifier needs samples of at least 2 classes")
         idx = np.clip(np.searchsorted(known, y), 0, len(known) - 1)
         if not np.all(known[idx] == y):
             raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {known}. "
                              f"'y' has {present}.")
         self._new_classes, self._multilabel = known, False
-        if len(known) == 2:  # one logistic unit, as scikit-learn: the target is "is it classes_[1]"
-            return (idx == 1).astype(np.float64)[:, None], 1, "logistic"
+        if len(known) <= 2:  # one logistic unit, as scikit-learn: the target is "is it classes_[1]" (never, for
+            return (idx == 1).astype(np.float64)[:, None], 1, "logistic"  # one class: it is always predicted)
         return idx.astype(np.int64), len(known), "softmax"
 
     def _multilabel_targets(self, y: np.ndarray, fresh: bool) -> tuple[np.ndarray, int, str]:
@@ -270,6 +269,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 indicator = xp.astype(decided, xp.int64)
                 return indicator if out is not None else model.backend.to_numpy(indicator)
             indices = decided if self.out_activation_ == "softmax" else xp.astype(decided[:, 0], xp.int64)
+            if len(host(self.classes_)) == 1:  # fitted on one class: scikit-learn predicts it whatever z says
+                indices = xp.zeros_like(indices)
         if out is not None:
             classes = self.classes_ if out.owns(self.classes_) else self._place_classes(host(self.classes_), out)
             if not isinstance(classes, np.ndarray):  # labels that are numbers: answered on X's device
@@ -285,7 +286,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._probabilities(X, "predict_proba", log=False)
 
     def predict_log_proba(self, X: Any) -> Array:
-        """log of ``predict_proba``, computed stably (log-sum-exp; log σ(z) = −log(1 + e^{−z}))."""
+        """log of ``predict_proba``: log-softmax computed stably (log-sum-exp); for logistic outputs the log
+        of the probabilities, as scikit-learn (−inf where one rounds to 0)."""
         return self._probabilities(X, "predict_log_proba", log=True)
 
     def _probabilities(self, X: Any, method: str, log: bool) -> Array:
@@ -299,8 +301,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             else:
                 if not self._multilabel:  # [1 − σ(z), σ(z)] = [σ(−z), σ(z)]
                     z = xp.concat([-z, z], axis=1)
-                softplus = xp.maximum(-z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))  # −log σ(z)
-                result = -softplus if log else xp.exp(-softplus)
+                # log of the probabilities themselves, as scikit-learn: where σ rounds to 1 for several
+                # labels their log-probabilities tie as the probabilities do (argmax agrees)
+                result = sigmoid(xp, z)
+                if log:
+                    result = xp.log(result)
         return result if out is not None else model.backend.to_numpy(result)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

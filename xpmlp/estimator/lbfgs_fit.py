@@ -141,3 +141,35 @@ class LbfgsLoop:
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result.status}):\n"
                           f"{result.message}\n{advice}", ConvergenceWarning, stacklevel=4)
 
+
+    def _loss_grad_lbfgs(self, packed_coef_inter: Any, X: Any, y: Any, sample_weight: Any = None,
+                         *buffers: Any) -> tuple[float, Any]:
+        """scikit-learn's private objective of L-BFGS: the loss and its gradient at a flattened θ (host).
+
+        θ is laid out as :func:`parameter_layout` (scikit-learn's order); y is the encoded target
+        scikit-learn passes (a label-indicator matrix for classifiers). The network's own weights
+        are left as they were. The trailing work buffers of scikit-learn's signature are ignored.
+        """
+        import numpy as np
+
+        model = self._get_model()
+        backend, xp = model.backend, model.xp
+        layout = parameter_layout(model)
+        targets = np.asarray(y, dtype=np.float64)
+        targets = targets.reshape(len(targets), -1)
+        if self.out_activation_ == "softmax":
+            targets = targets.argmax(axis=1).astype(np.int64)
+        n = targets.shape[0]
+        reg = self.alpha / (n if sample_weight is None else float(np.sum(sample_weight)))
+        loss_fn = squared_error if self.out_activation_ == "identity" else self._loss()
+        with backend.context():
+            saved = pack(model, layout)
+            unpack(model, backend.asarray(np.asarray(packed_coef_inter, dtype=np.float64)), layout, copy=True)
+            try:
+                w = None if sample_weight is None else backend.asarray(np.asarray(sample_weight, dtype=np.float64))
+                loss, grads = model.loss(model.check_x(X), backend.asarray(targets), reg, check=False,
+                                         sample_weight=w, loss_fn=loss_fn)
+                grad = xp.concat([xp.reshape(grads[name], (-1,)) for name, *_ in layout], axis=0)
+                return float(loss), backend.to_numpy(grad)
+            finally:
+                unpack(model, saved, layout)

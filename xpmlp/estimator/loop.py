@@ -31,8 +31,8 @@ import numpy as np
 from ..backend import Backend
 from ..errors import NonFiniteWeightsError
 from ..model import MLP
-from ..sparse import is_sparse, take_rows
 from ..optim import Adam, Optimizer, make_optimizer
+from ..sparse import is_sparse, take_rows
 from .hooks import NO_HOOKS, EpochHooks
 from .params import Settings
 
