@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -299,7 +300,69 @@ def worker_estimator(spec: str, train: int = 10_000, epochs: int = 3) -> dict[st
             fitted_on = est._model.backend.spec
     ok, why = judge_estimator(accuracy["device"], accuracy["cpu"])
     ok = ok and fitted_on == backend.spec
+    extra = estimator_extras(backend, X[:2000], y[:2000], Xt, yt)
+    ok = ok and all(check["ok"] for check in extra.values())
     return {"ok": ok, "device_acc": accuracy["device"], "cpu_acc": accuracy["cpu"], "fitted_on": fitted_on,
-            "seconds": times, "train": len(y), "epochs": epochs,
+            "seconds": times, "train": len(y), "epochs": epochs, "extra": extra,
             "detail": f"{why}; fitted on {fitted_on}; fit+predict {times['device']:.1f} s on the device, "
-                      f"{times['cpu']:.1f} s on the CPU ({len(y):,} images, {epochs} epochs, 784-100-10 sgd)"}
+                      f"{times['cpu']:.1f} s on the CPU ({len(y):,} images, {epochs} epochs, 784-100-10 sgd); "
+                      + "; ".join(f"{name}: {check['detail']}" for name, check in extra.items())}
+
+
+def estimator_extras(backend: Any, X: Any, y: Any, Xt: Any, yt: Any) -> dict[str, dict[str, Any]]:
+    """L-BFGS (classifier), MLPRegressor and sparse input on the device, each against the same fit on the CPU."""
+    import numpy as np
+
+    from xpmlp.backend import get_backend, to_numpy
+    from xpmlp.estimator import MLPClassifier, MLPRegressor
+
+    checks = {}
+    lbfgs = {"solver": "lbfgs", "hidden_layer_sizes": (64,), "max_iter": 50, "random_state": 0}
+    fits = {}
+    X64, wide = np.asarray(X, dtype=np.float64), get_backend(backend.spec, "float64")  # float64: iterates stay close
+    for where, fit_x in (("cpu", X64), ("device", wide.asarray(X64))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 50 iterations stop at max_iter: a ConvergenceWarning
+            fits[where] = MLPClassifier(**lbfgs, device="cpu" if where == "cpu" else "auto").fit(fit_x, y)
+    dev, cpu = fits["device"], fits["cpu"]
+    acc = {w: float(np.mean(np.asarray(to_numpy(f.predict(wide.asarray(Xt) if w == "device" else Xt))) == yt))
+           for w, f in fits.items()}
+    result = dev._lbfgs_result
+    checks["lbfgs"] = {"ok": abs(acc["device"] - acc["cpu"]) <= ESTIMATOR_TOLERANCE and result.reads == result.n_fun
+                       and dev._model.backend.spec == backend.spec,
+                       "detail": f"test accuracy {acc['device']:.4f} vs {acc['cpu']:.4f}, loss {dev.loss_:.5f} vs "
+                                 f"{cpu.loss_:.5f}, {result.n_iter} iterations, {result.reads} reads for "
+                                 f"{result.n_fun} evaluations"}
+    target = np.asarray(y, dtype=np.float32) / 9.0
+    regs = {}
+    for where in ("cpu", "device"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 3 epochs stop at max_iter
+            regs[where] = MLPRegressor(hidden_layer_sizes=(32,), max_iter=3, random_state=0, tol=0.0,
+                                       device="cpu" if where == "cpu" else "auto").fit(
+                backend.asarray(X) if where == "device" else X, target)
+    gap = abs(regs["device"].loss_ - regs["cpu"].loss_) / regs["cpu"].loss_
+    checks["regressor"] = {"ok": gap < 1e-3, "detail": f"loss {regs['device'].loss_:.6f} vs {regs['cpu'].loss_:.6f}"}
+    checks["sparse"] = sparse_check(backend, X, y)
+    return checks
+
+
+def sparse_check(backend: Any, X: Any, y: Any) -> dict[str, Any]:
+    """A cupyx CSR X trains as the SciPy CSR X does on the CPU (CuPy only; other devices refuse sparse X)."""
+    import scipy.sparse
+
+    from xpmlp.estimator import MLPClassifier
+
+    if backend.name != "cupy":
+        return {"ok": True, "detail": f"not run: {backend.spec} takes no sparse X (refused in one line)"}
+    import cupyx.scipy.sparse
+
+    host = scipy.sparse.csr_matrix(X)
+    params = {"hidden_layer_sizes": (32,), "max_iter": 2, "random_state": 0, "tol": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 epochs stop at max_iter
+        cpu = MLPClassifier(**params, device="cpu").fit(host, y)
+        dev = MLPClassifier(**params).fit(cupyx.scipy.sparse.csr_matrix(host), y)
+    gap = abs(dev.loss_ - cpu.loss_) / cpu.loss_
+    return {"ok": gap < 1e-3 and dev._model.backend.spec == backend.spec,
+            "detail": f"loss {dev.loss_:.6f} on cupyx CSR vs {cpu.loss_:.6f} on SciPy CSR"}

@@ -109,7 +109,10 @@ def test_gradient_over_the_flattened_parameters():
         assert value == pytest.approx(clf.loss_, rel=1e-12)  # the weights were left as they were
 
 
-@pytest.mark.parametrize("spec", ["strict:device1", pytest.param("torch", marks=pytest.mark.needs_backend("torch"))])
+@pytest.mark.parametrize("spec", [
+    "strict:device1", pytest.param("torch", marks=pytest.mark.needs_backend("torch")),
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.needs_backend("cuda")]),
+    pytest.param("torch:cuda", marks=[pytest.mark.gpu, pytest.mark.needs_backend("torch:cuda")])])
 def test_every_backend_gives_the_numpy_answer(spec):
     X, y = _iris()
     backend = get_backend(spec, "float64")

@@ -625,3 +625,17 @@ def test_a_budget_too_small_for_any_step_still_writes_the_archive(tmp_path):
         report = json.load(tar.extractfile("gpu-check/gpu-check.json"))
     devices = {s["step"]: s for s in report["steps"]}["devices"]
     assert devices["status"] == "skipped" and "out of the time budget" in devices["detail"], proc.stdout
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimator_extras_compare_lbfgs_regressor_and_sparse_with_the_cpu():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from xpmlp.backend import get_backend
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((200, 12)).astype(np.float32), rng.integers(0, 4, 200)
+    checks = gw.estimator_extras(get_backend("strict:device1", "float32"), X, y, X, y)
+    assert set(checks) == {"lbfgs", "regressor", "sparse"} and all(c["ok"] for c in checks.values()), checks
+    assert "reads for" in checks["lbfgs"]["detail"] and checks["sparse"]["detail"].startswith("not run")
