@@ -25,7 +25,6 @@ Per-parameter state (velocity, Adam moments) is created lazily with
 ``xp.zeros_like(param)`` -- same device, same dtype -- and kept in
 ``opt.state[slot][param_name]``. ``state_dict(to_numpy)`` / ``load_state_dict(state,
 asarray)`` move it to and from the host (``backend.to_numpy``, ``backend.asarray``).
-
 """
 
 from __future__ import annotations
@@ -84,14 +83,8 @@ class Optimizer:
         # set by load_state_dict: the next step casts/moves loaded state to match the params
         self._align_pending = False
 
-    @property
-    def learning_rate(self) -> float:
-        """The current learning rate, ``lr`` (scikit-learn's name: ``estimator._optimizer.learning_rate``)."""
-        return self.lr
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        self.lr = check_lr(value)
+    learning_rate = property(lambda self: self.lr, lambda self, value: setattr(self, "lr", check_lr(value)),
+                             doc="``lr`` by scikit-learn's name (``estimator._optimizer.learning_rate``).")
 
     def bind(self, backend: Backend) -> Optimizer:
         """Compute on ``backend`` from now on (state already held is moved at the next step); returns self."""
@@ -151,9 +144,7 @@ class Optimizer:
 
     def _formed_weight_update(self, name: str, W: Array, g: Array, decay: float) -> None:
         """W's fused update from g = AᵀB formed by the caller (A sparse): ``step``'s update of g + decay·W."""
-        if decay:
-            self.backend.axpy_(g, decay, W)
-        self._update(name, W, g, float(self.lr))
+        self._update(name, W, self.backend.axpy_(g, decay, W) if decay else g, float(self.lr))
 
     def _context(self) -> contextlib.AbstractContextManager[Any]:
         """The bound backend's device context (nothing to enter before binding)."""
