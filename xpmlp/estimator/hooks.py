@@ -15,8 +15,28 @@ hooks are skipped.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
+
+import sklearn
+
+#: Frames in these folders are xpmlp's or scikit-learn's, never the user's line a warning should name.
+_LIBRARY_DIRS = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+                 os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the user's line.
+
+    The first frame outside xpmlp and scikit-learn (whose callback wrapper, when present, adds a
+    frame between ``fit`` and xpmlp's code), counted from the caller of this function.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 try:
     from sklearn.callback import CallbackSupportMixin, with_callbacks

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import NonFiniteWeightsError
 from ..losses import l2_value, squared_error
 from ..model import MLP
+from .hooks import user_stacklevel
 from .params import Settings
 
 Array = Any
@@ -139,7 +140,7 @@ class LbfgsLoop:
             advice = ("\nIncrease the number of iterations to improve the convergence (max_iter="
                       f"{s.max_iter})." if result.n_iter >= s.max_iter else "")
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result.status}):\n"
-                          f"{result.message}\n{advice}", ConvergenceWarning, stacklevel=4)
+                          f"{result.message}\n{advice}", ConvergenceWarning, stacklevel=user_stacklevel())
 
 
     def _loss_grad_lbfgs(self, packed_coef_inter: Any, X: Any, y: Any, sample_weight: Any = None,

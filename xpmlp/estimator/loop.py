@@ -33,7 +33,7 @@ from ..errors import NonFiniteWeightsError
 from ..model import MLP
 from ..optim import Adam, Optimizer, make_optimizer
 from ..sparse import is_sparse, take_rows
-from .hooks import NO_HOOKS, EpochHooks
+from .hooks import NO_HOOKS, EpochHooks, user_stacklevel
 from .params import Settings
 
 Array = Any
@@ -137,7 +137,7 @@ class StochasticLoop:
         batch = min(200, n) if s.batch_size is None else s.batch_size
         if batch > n:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                          stacklevel=3)
+                          stacklevel=user_stacklevel())
             batch = n
         order = np.arange(n)
         diverged = False
@@ -155,7 +155,7 @@ class StochasticLoop:
                     break
         except KeyboardInterrupt:
             hooks.abandon_epoch()
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=user_stacklevel())
         best = getattr(self, "_best_params", None) if early_stopping else None
         if best is not None:
             with model.backend.context():
@@ -174,7 +174,7 @@ class StochasticLoop:
         if best_kept:
             warnings.warn(f"Training diverged ({where}); early stopping's best weights (validation score "
                           f"{self.best_validation_score_:g}) are kept. To train further, {fix}.", ConvergenceWarning,
-                          stacklevel=4)
+                          stacklevel=user_stacklevel())
             return
         raise NonFiniteWeightsError(f"Solver produced non-finite parameter weights. The input data may contain large "
                                     f"values and need to be preprocessed: {where}; {fix}")
@@ -235,7 +235,7 @@ class StochasticLoop:
             from sklearn.exceptions import ConvergenceWarning
 
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({s.max_iter}) reached and the optimization "
-                          "hasn't converged yet.", ConvergenceWarning, stacklevel=4)
+                          "hasn't converged yet.", ConvergenceWarning, stacklevel=user_stacklevel())
         return False
 
     def _update_no_improvement_count(self, model: MLP, data: FitData, s: Settings) -> None:
