@@ -180,3 +180,32 @@ def test_sparse_x_on_a_backend_without_sparse_matrices_is_refused():
     X = scipy.sparse.random(30, 5, density=0.3, format="csr", random_state=0)
     with pytest.raises(ValueError, match="sparse input needs device 'cpu' or 'cuda'"):
         MLPRegressor(max_iter=2, device="strict").fit(X, np.arange(30.0))
+
+
+def _message(estimator, *calls) -> str:
+    """The ValueError message of the last of ``calls`` (method name, args, kwargs) on ``estimator``."""
+    *first, last = calls
+    for name, args, kwargs in first:
+        getattr(estimator, name)(*args, **kwargs)
+    name, args, kwargs = last
+    with pytest.raises(ValueError) as info:
+        getattr(estimator, name)(*args, **kwargs)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", ["unseen", "classes changed", "warm start"])
+def test_bad_target_messages_read_as_scikit_learns(case):
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    y = np.array(["cat", "dog", "cat", "dog", "cat", "dog"])
+    if case == "unseen":
+        calls = [("partial_fit", (X, y), {"classes": ["cat", "dog"]}),
+                 ("partial_fit", (X, np.array(["cat", "emu"] * 3)), {})]
+    elif case == "classes changed":
+        calls = [("partial_fit", (X, y), {"classes": ["cat", "dog"]}),
+                 ("partial_fit", (X, y), {"classes": ["cat", "dog", "emu"]})]
+    else:
+        calls = [("fit", (X, y), {}), ("fit", (X, np.array(["cat", "dog", "emu"] * 2)), {})]
+    common = dict(hidden_layer_sizes=(3,), max_iter=2, warm_start=case == "warm start", random_state=0)
+    ours = _message(MLPClassifier(**common, device="cpu"), *calls)
+    theirs = _message(SkMLPClassifier(**common), *calls)
+    assert ours == theirs
