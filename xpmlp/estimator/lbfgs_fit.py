@@ -7,7 +7,8 @@ loss over the whole training set with the L2 term α/(2 Σᵢ wᵢ)·Σₖ‖W�
 reads one small vector to the host (the line search's decision), nothing else.
 
 ``max_iter`` counts iterations, ``max_fun`` loss evaluations, ``tol`` is the gradient tolerance
-(max |∂L/∂θ| ≤ tol), as scikit-learn's; a run that stops at a limit warns ``ConvergenceWarning``.
+(every entry of the gradient ∂L/∂θ within ±tol), as scikit-learn's; a run that stops at a limit
+warns ``ConvergenceWarning``.
 """
 
 from __future__ import annotations
