@@ -84,9 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimator", action="store_true",
                         help="instead: xpmlp's MLPClassifier against scikit-learn's on Fashion-MNIST (same "
                              "parameters, interleaved fits; uses --hidden, --batch-size, --epochs, --rounds, "
-                             "--train-size, --threads, --device, --quick, --json)")
+                             "--train-size, --threads, --device, --dtype, --quick, --json)")
     parser.add_argument("--solvers", type=lambda text: [s.strip() for s in text.split(",") if s.strip()],
-                        default=None, help="with --estimator: comma-separated solvers (default sgd,adam)")
+                        default=None, help="with --estimator: comma-separated solvers of sgd,adam,lbfgs "
+                                           "(default sgd,adam)")
+    parser.add_argument("--lbfgs-iters", type=positive_int, default=None, metavar="N",
+                        help="with --estimator --solvers lbfgs: L-BFGS iterations per fit (max_iter, tol=0; "
+                             "default 100), on --train-size images (default 10,000: it is full batch)")
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
