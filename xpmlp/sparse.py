@@ -11,14 +11,12 @@ their backends refuse sparse input in one line.
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
 from array_api_compat import array_namespace
 
 from .backend import Backend, to_numpy
-from .errors import InputError
 
 #: The modules whose classes are sparse matrices and arrays (``scipy.sparse._csr`` and friends).
 _SPARSE_MODULES = ("scipy.sparse.", "cupyx.scipy.sparse.")
@@ -64,12 +62,6 @@ def _is_cupyx(a: Any) -> bool:
     return type(a).__module__.startswith("cupyx.")
 
 
-def _refuse_backend(backend: Backend) -> None:
-    if backend.name not in ("numpy", "cupy"):
-        raise InputError(f"sparse input needs device 'cpu' or 'cuda' (CuPy), not {backend.spec}: "
-                         "build the model on one of those, or pass the dense X.toarray()")
-
-
 def to_backend_sparse(X: Any, backend: Backend) -> Any:
     """``X`` as a sparse matrix of ``backend``, in the backend's floating dtype.
 
@@ -103,30 +95,7 @@ def to_backend_sparse(X: Any, backend: Backend) -> Any:
     >>> X.format, str(X.dtype)
     ('csr', 'float32')
     """
-    _refuse_backend(backend)
-    dtype = backend.float_dtype()
-    if backend.name == "cupy":
-        return _to_cupyx(X, backend, dtype)
-    if _is_cupyx(X):
-        X = X.get()  # a device matrix given to the host backend: one device-to-host copy
-    if X.format not in _KEPT_FORMATS:
-        X = X.tocsr()
-    return X if X.dtype == dtype else X.astype(dtype)
-
-
-def _to_cupyx(X: Any, backend: Backend, dtype: Any) -> Any:
-    """A cupyx CSR matrix on the backend's device (the current-device rule: made inside its context)."""
-    # Lazily, as the backend imports CuPy: this line runs only on a CuPy backend.
-    cusparse = importlib.import_module("cupyx.scipy.sparse")
-    with backend.context():
-        if _is_cupyx(X) and not backend.owns(X.data):
-            X = X.get()  # on another GPU: through the host, as dense arrays of another device go
-        if not _is_cupyx(X):
-            X = X.tocsr() if X.format != "csr" else X
-            X = cusparse.csr_matrix(X.astype(dtype) if X.dtype != dtype else X)
-        elif X.format != "csr":
-            X = X.tocsr()
-        return X if X.dtype == dtype else X.astype(dtype)
+    return backend.sparse_matrix(X)  # each backend knows its library's sparse matrices
 
 
 def take_rows(X: Any, rows: Any) -> Any:

@@ -290,6 +290,17 @@ class Backend:
         y += alpha * x
         return y
 
+    def sparse_matrix(self, X: Any) -> Any:
+        """``X`` (a SciPy or cupyx sparse matrix) as the sparse matrix this backend multiplies, in its dtype.
+
+        The Array API has no sparse arrays: by default a backend has none and refuses in one line
+        (NumPy keeps SciPy's, CuPy makes ``cupyx.scipy.sparse`` ones).
+        """
+        from ..errors import InputError
+
+        raise InputError(f"sparse input needs device 'cpu' or 'cuda' (CuPy), not {self.spec}: build the model on "
+                         "one of those, or pass the dense X.toarray()")
+
     # -- what the benchmark asks ---------------------------------------------
     def torch_device(self) -> str:
         """The PyTorch device string for the same hardware (``"cpu"`` unless on a GPU)."""

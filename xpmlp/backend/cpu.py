@@ -85,6 +85,17 @@ class NumpyBackend(Backend):
         return np.add(y, np.multiply(x, alpha), out=y)
 
 
+    def sparse_matrix(self, X: Any) -> Any:
+        """A SciPy CSR or CSC ``X`` kept as it is, cast only when its dtype differs; other formats
+        (and a cupyx matrix, copied to the host) become CSR."""
+        if type(X).__module__.startswith("cupyx."):
+            X = X.get()  # a device matrix given to the host backend: one device-to-host copy
+        if X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        dtype = self.float_dtype()
+        return X if X.dtype == dtype else X.astype(dtype)
+
+
 class StrictBackend(Backend):
     """array-api-strict on one of its named devices; specs ``strict`` and ``strict:NAME``.
 

@@ -135,6 +135,20 @@ class CupyBackend(Backend):
     def host_array(cls, a: Any) -> np.ndarray:
         return a.get()  # a device-to-host copy, made on the array's own device
 
+    def sparse_matrix(self, X: Any) -> Any:
+        """A ``cupyx.scipy.sparse.csr_matrix`` on this GPU in the backend's dtype (a SciPy X: one copy up)."""
+        sparse = importlib.import_module("cupyx.scipy.sparse")
+        dtype = self.float_dtype()
+        with self.context():  # CuPy's current-device rule: made on this backend's GPU
+            if type(X).__module__.startswith("cupyx.") and not self.owns(X.data):
+                X = X.get()  # on another GPU: through the host, as dense arrays of another device go
+            if not type(X).__module__.startswith("cupyx."):
+                X = X.tocsr()
+                X = sparse.csr_matrix(X.astype(dtype) if X.dtype != dtype else X)
+            elif X.format != "csr":
+                X = X.tocsr()
+            return X if X.dtype == dtype else X.astype(dtype)
+
     def same_device(self, a: Any) -> bool:
         return int(a.device.id) == self.index
 
