@@ -173,3 +173,27 @@ def test_callbacks_see_one_fit_task_without_epochs():
     clf.set_callbacks(monitor).fit(X, y)
     rows = monitor.get_logs().data
     assert [row["task_name"] for row in rows] == ["fit"] and rows[0]["accuracy"] == clf.score(X, y)
+
+
+def test_ctrl_c_keeps_the_starting_weights(monkeypatch):
+    import xpmlp.lbfgs
+
+    X, y = _iris()
+    common = dict(solver="lbfgs", hidden_layer_sizes=(5,), random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(**common, max_iter=5, warm_start=True).fit(X, y)
+    before = [w.copy() for w in clf.coefs_ + clf.intercepts_]
+    calls = []
+
+    def interrupted(fun_and_grad, x0, xp, **kwargs):
+        fun_and_grad(x0 * 1.5)  # a trial point: the parameters become views of it
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xpmlp.lbfgs, "minimize_lbfgs", interrupted)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert calls and clf.n_iter_ == 0
+    for a, b in zip(clf.coefs_ + clf.intercepts_, before, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -117,8 +117,16 @@ class LbfgsLoop:
             return loss, xp.concat([xp.reshape(grads[name], (-1,)) for name, *_ in layout], axis=0)
 
         with backend.context():
-            result = minimize_lbfgs(fun_and_grad, pack(model, layout), xp, max_iter=s.max_iter, max_fun=s.max_fun,
-                                    gtol=s.tol, to_host=backend.to_numpy)
+            start = pack(model, layout)
+            try:
+                result = minimize_lbfgs(fun_and_grad, start, xp, max_iter=s.max_iter, max_fun=s.max_fun, gtol=s.tol,
+                                        to_host=backend.to_numpy)
+            except KeyboardInterrupt:  # the parameters are views of a trial point: put the start back
+                unpack(model, start, layout)
+                self.n_iter_ = 0
+                warnings.warn("Training interrupted by user: L-BFGS keeps the weights the fit started from.",
+                              stacklevel=user_stacklevel())
+                return
             unpack(model, result.x, layout, copy=True)
             loss = result.fun
             if identity and self.n_outputs_ > 1:
