@@ -197,3 +197,11 @@ def test_ctrl_c_keeps_the_starting_weights(monkeypatch):
     assert calls and clf.n_iter_ == 0
     for a, b in zip(clf.coefs_ + clf.intercepts_, before, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_loss_at_the_start_is_scikit_learns_value_error():
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights.*StandardScaler"):
+        MLPRegressor(solver="lbfgs", device="cpu").fit(X, rng.standard_normal(10))

@@ -13,11 +13,10 @@ warns ``ConvergenceWarning``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
-from ..errors import NonFiniteWeightsError
+from ..errors import InputError, NonFiniteWeightsError
 from ..losses import l2_value, squared_error
 from ..model import MLP
 from .hooks import user_stacklevel
@@ -121,6 +120,12 @@ class LbfgsLoop:
             try:
                 result = minimize_lbfgs(fun_and_grad, start, xp, max_iter=s.max_iter, max_fun=s.max_fun, gtol=s.tol,
                                         to_host=backend.to_numpy)
+            except InputError as error:
+                if "not finite at x0" not in str(error):
+                    raise
+                raise NonFiniteWeightsError("Solver produced non-finite parameter weights. The input data may contain "
+                                            "large values and need to be preprocessed: the loss is not finite at the "
+                                            "initial weights; standardise X (e.g. StandardScaler)") from None
             except KeyboardInterrupt:  # the parameters are views of a trial point: put the start back
                 unpack(model, start, layout)
                 self.n_iter_ = 0
@@ -133,10 +138,6 @@ class LbfgsLoop:
                 penalty = float(l2_value([model.params[k] for k, *_ in layout if k.startswith("W")], reg, xp)) \
                     if reg else 0.0
                 loss = (loss - penalty) / self.n_outputs_ + penalty
-        if not math.isfinite(loss):
-            raise NonFiniteWeightsError(f"Solver produced non-finite parameter weights. The input data may contain "
-                                        f"large values and need to be preprocessed: the loss is {loss}; standardise "
-                                        "X (e.g. StandardScaler) or raise alpha")
         self.n_iter_ = min(result.n_iter, s.max_iter)
         self.loss_ = float(loss)
         self._lbfgs_result = result
