@@ -276,3 +276,11 @@ def test_bench_takes_an_activation_per_layer_for_xpmlp_and_torch_only():
         BenchConfig(hidden=[50], activation="swish").resolve()
     with pytest.raises(InputError, match="2 hidden layers"):
         BenchConfig(hidden=[50, 40], activation=["tanh", "relu", "relu"]).resolve()
+
+
+def test_activation_options_go_to_the_layers_that_take_them():
+    model = MLP([4, 8, 8, 3], activation=["selu", "leaky_relu"], slope=0.1)
+    leaky = [layer for layer in model.layers if isinstance(layer, LeakyReLU)]
+    assert len(leaky) == 1 and leaky[0].slope == 0.1
+    with pytest.raises(InputError, match="slope is an option of none of this network's activations"):
+        MLP([4, 8, 3], activation="tanh", slope=0.1)

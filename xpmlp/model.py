@@ -14,6 +14,7 @@ from .losses import l2_penalty, l2_value, softmax, softmax_cross_entropy
 from .network import (
     LayerStack,
     activation_list,
+    activation_options,
     check_stack,
     hidden_activations,
     layer_from_config,
@@ -49,7 +50,8 @@ class MLP:
         Probability of dropping a hidden unit while training (inverted dropout after each hidden
         activation; 0 = none). Masks come from ``self.random`` on the device.
     **activation_kwargs
-        Passed to every activation layer (e.g. ``slope=0.1`` for leaky_relu).
+        Options of the activation layers, each given to the layers that take it (e.g. ``slope=0.1``
+        to the leaky ReLUs); one that no activation takes is refused.
 
     Raises
     ------
@@ -89,7 +91,7 @@ class MLP:
         layers: list[Layer] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             if i:
-                layers.append(get_activation(names[i - 1], **activation_kwargs))
+                layers.append(get_activation(names[i - 1], **activation_options(names[i - 1], activation_kwargs)))
                 if dropout:
                     layers.append(Dropout(float(dropout)))
             layers.append(Linear(fan_in, fan_out, init=init))

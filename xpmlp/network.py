@@ -180,7 +180,6 @@ def activation_list(activation: Any, n_hidden: int, **kwargs: Any) -> list[str]:
     InputError
         If a name is unknown, or the list's length is not 1 or ``n_hidden``.
     """
-    from .layers import get_activation
 
     if isinstance(activation, (list, tuple)):
         names = list(activation)
@@ -191,13 +190,59 @@ def activation_list(activation: Any, n_hidden: int, **kwargs: Any) -> list[str]:
         elif len(names) != n_hidden:
             raise InputError(f"activation lists {len(names)} names ({', '.join(names)}) but the network has "
                              f"{n_hidden} hidden layer{'s' * (n_hidden != 1)}; give one name, or one per hidden layer")
-        for name in set(names):
-            get_activation(name, **kwargs)
+        _check_names(names, kwargs)
         return names
     if not isinstance(activation, str):
         raise InputError(f"activation {activation!r} must be a name or a list of names, e.g. relu or [tanh, relu]")
-    get_activation(activation, **kwargs)  # a typo fails here even with no hidden layer
+    _check_names([activation], kwargs)  # a typo fails here even with no hidden layer
     return [activation] * n_hidden
+
+
+def _check_names(names: list[str], kwargs: dict[str, Any]) -> None:
+    """Build each activation once with its options; refuse an option that none of them takes."""
+    from .layers import get_activation
+
+    used: set[str] = set()
+    for name in dict.fromkeys(names):
+        options = activation_options(name, kwargs)
+        get_activation(name, **options)
+        used.update(options)
+    unused = sorted(set(kwargs) - used)
+    if unused:
+        raise InputError(f"{', '.join(unused)} is an option of none of this network's activations "
+                         f"({', '.join(dict.fromkeys(names))}); drop it, or use an activation that takes it "
+                         "(slope: leaky_relu)")
+
+
+def activation_options(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options in ``kwargs`` that the layer of activation ``name`` takes.
+
+    So ``slope=0.1`` for a network of ``["selu", "leaky_relu"]`` goes to the leaky ReLU only.
+
+    Parameters
+    ----------
+    name : str
+        An activation name (``leaky_relu:0.1`` included).
+    kwargs : dict
+        The network's activation options.
+
+    Returns
+    -------
+    dict
+        The subset of ``kwargs`` that the layer's constructor accepts (all of it for an unknown
+        name, which ``get_activation`` then refuses).
+    """
+    import inspect
+
+    from .layers import ACTIVATIONS
+
+    layer = ACTIVATIONS.get(str(name).strip().lower().replace("-", "_").split(":", 1)[0])
+    if layer is None:
+        return dict(kwargs)
+    params = inspect.signature(layer).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def normalize_activation(activation: Any) -> Any:
