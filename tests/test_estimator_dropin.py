@@ -209,3 +209,13 @@ def test_bad_target_messages_read_as_scikit_learns(case):
     ours = _message(MLPClassifier(**common, device="cpu"), *calls)
     theirs = _message(SkMLPClassifier(**common), *calls)
     assert ours == theirs
+
+
+def test_partial_fit_takes_scikit_learns_argument_order():
+    import inspect
+
+    ours = list(inspect.signature(MLPClassifier.partial_fit).parameters)
+    theirs = list(inspect.signature(SkMLPClassifier.partial_fit).parameters)
+    assert ours == theirs
+    assert list(inspect.signature(MLPRegressor.partial_fit).parameters) == \
+        list(inspect.signature(SkMLPRegressor.partial_fit).parameters)

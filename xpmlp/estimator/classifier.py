@@ -169,11 +169,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._fit(X, y, sample_weight, incremental=False, classes=None)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> MLPClassifier:
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y) from the current weights; ``classes`` (every label) on the first call.
 
-        Keyword arguments work as in scikit-learn >= 1.7, whose order is (X, y, sample_weight, classes).
-        Only the stochastic solvers have it (``hasattr(clf, "partial_fit")`` is False for 'lbfgs').
+        The arguments in scikit-learn's (>= 1.7) order. Only the stochastic solvers have it
+        (``hasattr(clf, "partial_fit")`` is False for 'lbfgs').
         """
         if not hasattr(self, "classes_"):
             if classes is None:
