@@ -219,3 +219,13 @@ def test_partial_fit_takes_scikit_learns_argument_order():
     assert ours == theirs
     assert list(inspect.signature(MLPRegressor.partial_fit).parameters) == \
         list(inspect.signature(SkMLPRegressor.partial_fit).parameters)
+
+
+def test_a_fit_refused_after_the_targets_leaves_the_fitted_labels_alone():
+    X, Y = _multilabel(60)
+    y = Y.argmax(axis=1)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0, device="cpu").fit(X, y)
+    before = clf.predict(X)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(X, Y, sample_weight=np.full(5, 1.0))  # multilabel y, then a bad weight: refused
+    np.testing.assert_array_equal(clf.predict(X), before)  # still the label classifier it was

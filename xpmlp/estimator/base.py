@@ -53,6 +53,13 @@ def glorot_uniform(random_state: np.random.RandomState, sizes: list[int], factor
     return state
 
 
+def all_logits(model: MLP, X: Array) -> Array:
+    """The logits (N, outputs) of an already checked X, computed in batches, on the model's device."""
+    parts = [z for _, _, z in model.batched_logits(X)]
+    with model.backend.context():
+        return model.xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
+
+
 class EstimatorMLP(MLP):
     """The estimators' network: an MLP whose output may be one unit (a logistic unit, one regression target).
 
@@ -85,8 +92,9 @@ def build_model(backend: Backend, arch: dict[str, Any]) -> MLP:
 class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, PicklableOnDevice, BaseEstimator):
     """The shared machinery of xpmlp's scikit-learn estimators (not used directly).
 
-    Subclasses implement ``_encode_targets`` (host targets -> what the loss reads, and the
-    output layer), ``_stratify`` and the prediction methods.
+    Subclasses implement ``_encode_targets`` (host targets -> what the loss reads, the output
+    layer, and the labels that ``_fitted_labels`` records once the fit goes ahead),
+    ``_validation_score`` and the prediction methods.
     """
 
     out_activation_: str
@@ -114,8 +122,8 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         pending = None if self._has_model() else self._take_pending()  # weights set on coefs_ before a fit
         first = (not self._has_model() and pending is None) or (not self.warm_start and not incremental)
         X, y_host, device_input = self._check_fit_input(X, y, first)
-        targets, n_outputs, out = self._encode_targets(y_host, first, incremental, classes)
-        w = self._fit_weights(sample_weight, y_host, len(targets))
+        targets, n_outputs, out, labels = self._encode_targets(y_host, first, incremental, classes)
+        w = self._fit_weights(sample_weight, y_host, len(targets), labels)
         self._random_state = check_random_state(self.random_state)
         new = first or pending is not None
         backend = self._fit_backend(X, device_input, new)
@@ -125,7 +133,7 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         if model is not self._model and self._best_params:  # warm start on another device: the best goes along
             self._best_params = {k: on_backend(backend, v) for k, v in self._best_params.items()}
         self._model = model
-        self._fitted_labels(backend if device_input else None)
+        self._fitted_labels(labels, backend if device_input else None)
         self._io_spec = backend.spec if device_input else None
         data = self._device_data(model, X, targets, w, n_outputs)
         self._prepare_records(first, s)
@@ -134,7 +142,7 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         stochastic = s.optimizer != "lbfgs"
         ctx = self._init_callback_context(task_name="partial_fit" if incremental else "fit",
                                           max_subtasks=(1 if incremental else s.max_iter) if stochastic else 0)
-        hooks = EpochHooks(self, ctx, self._snapshot, X=X, y=self._hook_targets(y_host),
+        hooks = EpochHooks(self, ctx, self._snapshot, X=X, y=y_host,
                            metadata=None if sample_weight is None else {"sample_weight": sample_weight})
         hooks.begin_fit()
         if stochastic:
@@ -157,15 +165,11 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
     def _check_incremental(self, incremental: bool) -> None:
         """Refuse what a subclass cannot do one batch at a time (nothing here)."""
 
-    def _hook_targets(self, y_host: np.ndarray) -> Any:
-        """The ``y`` the callbacks are given: the targets as the user passed them (host)."""
-        return y_host
-
     def _loss(self) -> Any:
         """The loss of the output layer (``outputs.LOSSES``)."""
         return LOSSES[self.out_activation_]
 
-    def _fit_weights(self, sample_weight: Any, y: np.ndarray, n: int) -> np.ndarray | None:
+    def _fit_weights(self, sample_weight: Any, y: np.ndarray, n: int, labels: Any) -> np.ndarray | None:
         """Host float64 sample weights (None: every sample counts once)."""
         return sample_weights(sample_weight, n)
 
@@ -311,8 +315,8 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
                 "loss_curve_": list(getattr(self, "loss_curve_", [])),
                 "validation_scores_": None if scores is None else list(scores)}
 
-    def _fitted_labels(self, backend: Backend | None) -> None:
-        """Place label attributes on the input's device (classifiers); nothing for regressors."""
+    def _fitted_labels(self, labels: Any, backend: Backend | None) -> None:
+        """Record ``_encode_targets``'s labels (classifiers: on the input's device); nothing for regressors."""
 
     def _place_classes(self, classes: np.ndarray, backend: Backend | None) -> Array:
         """``classes_`` on the input's device when it is one and the labels are numbers, else on the host."""
@@ -340,10 +344,7 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
     def _logits(self, X: Any, method: str) -> tuple[MLP, Array, Backend | None]:
         """The network, its logits of X (N, n_outputs_) on the network's device, and the answering backend."""
         model, X, out = self._checked_input(X, method)
-        parts = [z for _, _, z in model.batched_logits(X)]
-        with model.backend.context():
-            z = model.xp.concat(parts, axis=0) if len(parts) != 1 else parts[0]
-        return model, z, out
+        return model, all_logits(model, X), out
 
     # -- scikit-learn's protocols ------------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..layers import sigmoid
 from ..model import MLP
 from .arrays import host
-from .base import BaseMLP, build_model, glorot_uniform
+from .base import BaseMLP, all_logits, build_model, glorot_uniform
 from .outputs import accuracy, decisions
 
 Array = Any
@@ -188,8 +188,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             raise ValueError("class_weight='balanced' needs the whole training set: use fit, or pass a dict")
 
     def _encode_targets(self, y: np.ndarray, first: bool, incremental: bool,
-                        classes: Any) -> tuple[np.ndarray, int, str]:
-        """What the loss reads (class indices, or 0/1 floats (n, K)), the output units and the output layer."""
+                        classes: Any) -> tuple[np.ndarray, int, str, tuple[np.ndarray, bool]]:
+        """What the loss reads (class indices, or 0/1 floats (n, K)), the output units, the output layer, and
+        the labels: (classes, multilabel), recorded by ``_fitted_labels`` only once the fit goes ahead."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -216,12 +217,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if not np.all(known[idx] == y):
             raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {known}. "
                              f"'y' has {present}.")
-        self._new_classes, self._multilabel = known, False
+        labels = (known, False)
         if len(known) <= 2:  # one logistic unit, as scikit-learn: the target is "is it classes_[1]" (never, for
-            return (idx == 1).astype(np.float64)[:, None], 1, "logistic"  # one class: it is always predicted)
-        return idx.astype(np.int64), len(known), "softmax"
+            return (idx == 1).astype(np.float64)[:, None], 1, "logistic", labels  # one class: always predicted)
+        return idx.astype(np.int64), len(known), "softmax", labels
 
-    def _multilabel_targets(self, y: np.ndarray, fresh: bool) -> tuple[np.ndarray, int, str]:
+    def _multilabel_targets(self, y: np.ndarray, fresh: bool) -> tuple[np.ndarray, int, str, tuple[np.ndarray, bool]]:
         labels = y.shape[1]
         if not fresh and (not getattr(self, "_multilabel", False) or len(host(self.classes_)) != labels):
             raise ValueError(f"y is a multilabel indicator matrix of {labels} labels but this classifier was fitted "
@@ -229,29 +230,28 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self.class_weight is not None:
             raise ValueError("class_weight is not supported for multilabel y; weight the samples with "
                              "sample_weight instead")
-        self._new_classes, self._multilabel = np.arange(labels), True
-        return np.asarray(y, dtype=np.float64), labels, "logistic"
+        return np.asarray(y, dtype=np.float64), labels, "logistic", (np.arange(labels), True)
 
-    def _fit_weights(self, sample_weight: Any, y: np.ndarray, n: int) -> np.ndarray | None:
+    def _fit_weights(self, sample_weight: Any, y: np.ndarray, n: int, labels: Any) -> np.ndarray | None:
         """Sample weights times class weights, host float64 (None: every sample counts once)."""
-        w = super()._fit_weights(sample_weight, y, n)
+        w = super()._fit_weights(sample_weight, y, n, labels)
         if self.class_weight is None:
             return w
         y = column_or_1d(y) if y.ndim == 2 else y
-        classes = self._new_classes
+        classes = labels[0]
         per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
         per_sample = per_class[np.searchsorted(classes, y)]
         return per_sample if w is None else w * per_sample
 
-    def _fitted_labels(self, backend: Backend | None) -> None:
-        self.classes_ = self._place_classes(self.__dict__.pop("_new_classes"), backend)
+    def _fitted_labels(self, labels: tuple[np.ndarray, bool], backend: Backend | None) -> None:
+        self.classes_, self._multilabel = self._place_classes(labels[0], backend), labels[1]
 
     def _stratified_split(self, data: Any) -> bool:
         return self.n_outputs_ == 1
 
     def _validation_score(self, model: MLP, X: Array, y: Array, w: Array | None) -> float:
         """Accuracy on the held-out rows (subset accuracy for multilabel), one read."""
-        z = model._concat([z for _, _, z in model.batched_logits(X)])
+        z = all_logits(model, X)
         with model.backend.context():
             return float(accuracy(self.out_activation_, z, y, w, model.xp, model.backend.float_dtype()))
 

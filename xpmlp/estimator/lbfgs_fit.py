@@ -13,8 +13,11 @@ warns ``ConvergenceWarning``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
+
+import numpy as np
 
 from ..errors import InputError, NonFiniteWeightsError
 from ..losses import l2_value, squared_error
@@ -140,7 +143,7 @@ class LbfgsLoop:
                 loss = (loss - penalty) / self.n_outputs_ + penalty
         self.n_iter_ = min(result.n_iter, s.max_iter)
         self.loss_ = float(loss)
-        self._lbfgs_result = result
+        self._lbfgs_result = dataclasses.replace(result, x=None)  # the counts; the weights are the model's
         if self.verbose:
             print(f"L-BFGS: {result.n_iter} iterations, {result.n_fun} loss evaluations, loss = {self.loss_:.8f}; "
                   f"{result.message}")
@@ -161,8 +164,6 @@ class LbfgsLoop:
         scikit-learn passes (a label-indicator matrix for classifiers). The network's own weights
         are left as they were. The trailing work buffers of scikit-learn's signature are ignored.
         """
-        import numpy as np
-
         model = self._get_model()
         backend, xp = model.backend, model.xp
         layout = parameter_layout(model)

@@ -198,7 +198,7 @@ class StochasticLoop:
                 w = None if data.w is None else xp.take(data.w, rows_dev, axis=0)
             for start, stop, reg in plan:
                 yb, wb = y[start:stop, ...], None if w is None else w[start:stop]
-                Xb = _batch(data.X, rows, rows_dev, start, stop, xp)
+                Xb = _batch(data.X, rows_dev, start, stop, xp)
                 if adam:  # scikit-learn's ε on √v: xpmlp's Adam adds ε'·√(1−β₂ᵗ) to √v
                     opt.eps = s.epsilon / math.sqrt(1.0 - s.beta_2 ** (opt.t + 1))
                 if fused:  # SGD family: the update folded into each weight-gradient GEMM (same numbers)
@@ -293,11 +293,11 @@ class StochasticLoop:
             data.w_val = None if data.w is None else xp.take(data.w, val_dev, axis=0)
 
 
-def _batch(X: Array, rows: np.ndarray | None, rows_dev: Array | None, start: int, stop: int, xp: Any) -> Array:
+def _batch(X: Array, rows_dev: Array | None, start: int, stop: int, xp: Any) -> Array:
     """The minibatch X[rows[start:stop]] (X[start:stop] without an order): a gather on the device, or
-    the sparse rows (CSR) of a sparse X."""
+    the sparse rows (CSR) of a sparse X; the epoch's order is on the device already (no transfer)."""
     if is_sparse(X):
-        return X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+        return X[start:stop] if rows_dev is None else take_rows(X, rows_dev[start:stop])
     return X[start:stop, ...] if rows_dev is None else xp.take(X, rows_dev[start:stop], axis=0)
 
 

@@ -18,7 +18,7 @@ from sklearn.utils.metaestimators import available_if
 from ..errors import InputError
 from ..model import MLP
 from .arrays import host
-from .base import BaseMLP
+from .base import BaseMLP, all_logits
 from .outputs import activate, r2
 
 Array = Any
@@ -104,8 +104,8 @@ see MLPClassifier
         return self._fit(X, y, sample_weight, incremental=True, classes=None)
 
     def _encode_targets(self, y: np.ndarray, first: bool, incremental: bool,
-                        classes: Any) -> tuple[np.ndarray, int, str]:
-        """Float targets (n, K), the output units K and the output layer of ``loss``."""
+                        classes: Any) -> tuple[np.ndarray, int, str, None]:
+        """Float targets (n, K), the output units K and the output layer of ``loss`` (no labels)."""
         if self.loss not in REGRESSION_LOSSES:
             raise InputError(f"unknown loss {self.loss!r}; use one of: {', '.join(REGRESSION_LOSSES)}")
         targets = np.asarray(y, dtype=np.float64)
@@ -113,7 +113,6 @@ see MLPClassifier
             from sklearn.utils import column_or_1d
 
             targets = column_or_1d(targets, warn=True)
-        self._single_target = targets.ndim == 1
         targets = targets.reshape(len(targets), -1)
         if self.loss == "poisson" and (np.any(targets < 0) or not np.sum(targets) > 0):
             raise ValueError("Some value(s) of y are out of the valid range of the loss 'poisson': y must be >= 0 "
@@ -122,12 +121,12 @@ see MLPClassifier
         if not first and outputs != self.n_outputs_:
             raise ValueError(f"y has {outputs} target column(s) but this regressor was fitted with {self.n_outputs_}; "
                              "fit afresh (warm_start=False) for other targets")
-        return targets, outputs, REGRESSION_LOSSES[self.loss]
+        return targets, outputs, REGRESSION_LOSSES[self.loss], None
 
     def _validation_score(self, model: MLP, X: Array, y: Array, w: Array | None) -> float:
         """R² on the held-out rows (NaN when a prediction is not finite, as scikit-learn's), one read."""
         xp = model.xp
-        z = model._concat([z for _, _, z in model.batched_logits(X)])
+        z = all_logits(model, X)
         with model.backend.context():
             predicted = activate(self.out_activation_, z, xp)
             finite = xp.astype(xp.all(xp.isfinite(predicted)), predicted.dtype)
