@@ -75,10 +75,16 @@ def test_weights_set_before_partial_fit_are_used():
     for a, c in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
         np.testing.assert_allclose(a, c, atol=1e-12)
     np.testing.assert_allclose(ours.coefs_[1][:, 0], [0.04706, 0.154089], atol=1e-3)  # the worked example
+    half = MLPClassifier(**common, device="cpu")
+    half.coefs_ = list(W)
+    with pytest.raises(ValueError, match="set both"):
+        half.partial_fit(X, y, classes=[0, 1])
+    assert half.coefs_[0] is W[0]  # kept, to be completed with intercepts_
+    bad = MLPClassifier(**common, device="cpu")
+    bad.coefs_, bad.intercepts_ = [W[0][:2], W[1]], list(b)
     with pytest.raises(ValueError, match="layer 1"):
-        bad = MLPClassifier(**common, device="cpu")
-        bad.coefs_, bad.intercepts_ = [W[0][:2], W[1]], list(b)
         bad.partial_fit(X, y, classes=[0, 1])
+    assert bad.coefs_[0].shape == (2, 2)  # still the user's, to be fixed
 
 
 def test_fit_without_warm_start_ignores_weights_set_by_hand():

@@ -119,7 +119,7 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         self._check_incremental(incremental)
-        pending = None if self._has_model() else self._take_pending()  # weights set on coefs_ before a fit
+        pending = None if self._has_model() else self._pending_weights()  # weights set on coefs_ before a fit
         first = (not self._has_model() and pending is None) or (not self.warm_start and not incremental)
         X, y_host, device_input = self._check_fit_input(X, y, first)
         targets, n_outputs, out, labels = self._encode_targets(y_host, first, incremental, classes)
@@ -244,6 +244,8 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         model = build_model(backend, self._arch)
         model.load_state_dict(weights)
         self._model, self._optimizer = model, None
+        self.__dict__.pop("_pending_W", None)  # weights set by hand are the network's now, or were overruled
+        self.__dict__.pop("_pending_b", None)
         self.n_layers_, self.n_outputs_, self.out_activation_ = len(sizes), n_outputs, out
 
     def _device_data(self, model: MLP, X: Any, targets: np.ndarray, w: np.ndarray | None, n_outputs: int) -> FitData:

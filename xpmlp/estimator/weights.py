@@ -71,9 +71,9 @@ class PendingWeights:
             state[f"{kind}{k}"] = value
         model.load_state_dict(state)
 
-    def _take_pending(self) -> dict[str, list[Any]] | None:
-        """The weights set before the first fit (both lists), removed from the estimator; None if none."""
-        coefs, intercepts = self.__dict__.pop("_pending_W", None), self.__dict__.pop("_pending_b", None)
+    def _pending_weights(self) -> dict[str, list[Any]] | None:
+        """The weights set before the first fit (both lists; the network built from them drops them)."""
+        coefs, intercepts = self.__dict__.get("_pending_W"), self.__dict__.get("_pending_b")
         if coefs is None and intercepts is None:
             return None
         if coefs is None or intercepts is None:
