@@ -2,7 +2,9 @@
 function or key breaks this test rather than the reader:
 
 * ``python`` blocks run, in order, one namespace per page (sybil); ``% skip: next`` before a
-  block skips it (said on the page, e.g. for a block that needs a GPU);
+  block skips it (said on the page, e.g. for a block that needs a GPU), and
+  ``% skip: next if(missing("torch"), reason="needs PyTorch")`` skips it only where an optional
+  package is not installed (the page's other blocks still run);
 * ``sh`` blocks: each ``xpmlp …`` command parses with the command's own parser, each ``make``
   target exists in the Makefile, each ``scripts/…`` file exists, each ``pip install '.[extra]'``
   names an extra of pyproject.toml;
@@ -12,8 +14,10 @@ function or key breaks this test rather than the reader:
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import shlex
+import unittest
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +104,17 @@ def evaluate_yaml(example) -> None:
     check_spec(yaml.safe_load(example.parsed), "the spec on the page")
 
 
+def missing(module: str) -> bool:
+    """Whether ``module`` cannot be imported here: the condition of a page's per-block skip."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return True
+    return False
+
+
 def _page_namespace() -> dict:
-    """What every page's examples may use without defining: a small synthetic problem and a model."""
+    """What every page's examples may use without defining: a small synthetic problem, a model, ``missing``."""
     from xpmlp.model import MLP
     from xpmlp.train import train
 
@@ -110,7 +123,7 @@ def _page_namespace() -> dict:
     y = rng.integers(0, 3, 900)
     X = (centres[y] + rng.normal(0, 1.0, (900, 20))).astype(np.float32)
     return {"X_train": X[:600], "y_train": y[:600], "X_val": X[600:], "y_val": y[600:], "train": train,
-            "model": MLP([20, 32, 3], activation="relu", backend="cpu", seed=0)}
+            "model": MLP([20, 32, 3], activation="relu", backend="cpu", seed=0), "missing": missing}
 
 
 PARSERS = [PythonCodeBlockParser(), SkipParser(), CodeBlockParser("sh", evaluate_shell),
@@ -134,15 +147,35 @@ def test_code_blocks_of_page(path, monkeypatch, tmp_path):
         pytest.skip("the page's examples read Fashion-MNIST, which is not on this machine (make data)")
     monkeypatch.chdir(tmp_path)  # whatever an example writes lands here
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    ran = run_page(path)
+    assert ran or path.name in ("index.md", "cli.md"), f"{path.name} has no code block"
+
+
+def run_page(path: Path) -> list[int]:
+    """Evaluate every code block of the page at ``path`` in order; the lines of the code blocks that ran."""
     document = sybil.Document.parse(str(path), *PARSERS)
     document.namespace.update(_page_namespace())
-    examples = list(document)
-    assert examples or path.name in ("index.md", "cli.md"), f"{path.name} has no code block"
-    for example in examples:
+    ran = []
+    for example in document:
         try:
             example.evaluate()
+        except unittest.SkipTest:  # a conditional skip of this one block; the rest of the page runs
+            continue
         except Exception as exc:
             raise AssertionError(f"{path.name}, {example.line}: {exc}") from exc
+        if not isinstance(example.parsed, tuple):  # a skip directive parses to (action, condition)
+            ran.append(example.line)
+    return ran
+
+
+def test_a_conditional_skip_skips_its_block_only(tmp_path):
+    block = "```python\n{}\n```\n\n"
+    page = tmp_path / "page.md"
+    page.write_text(block.format("seen = []") + '% skip: next if(missing("no_such_module_here"), reason="absent")\n\n'
+                    + block.format("raise RuntimeError('a skipped block ran')")
+                    + '% skip: next if(missing("json"), reason="json is always here")\n\n'
+                    + block.format("seen.append('ran')") + block.format("assert seen == ['ran']"))
+    assert len(run_page(page)) == 3
 
 
 def test_a_renamed_flag_is_caught():
