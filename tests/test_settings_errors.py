@@ -23,6 +23,8 @@ BAD = [
     (["--optimizer", "adamw", "--weight-decay", "-1"], "weight_decay must be"),
     (["--optimizer", "momentum", "--momentum", "2"], "momentum must be"),
     (["--train-eval-size", "-1"], "train_eval_size must be"),
+    (["--momentum", "0.5"], "momentum 0.5 has no effect with --optimizer sgd"),
+    (["--optimizer", "adam", "--momentum", "0.95"], "momentum 0.95 has no effect with --optimizer adam"),
 ]
 
 
@@ -33,6 +35,14 @@ def test_a_bad_setting_is_named_by_its_own_prefix(flags, names, tmp_path, capsys
     assert len(err) == 1 and err[0].startswith("error: settings: "), err
     assert err[0].removeprefix("error: settings: ").startswith(names), err[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov"])
+def test_momentum_is_taken_by_the_optimizers_that_use_it(optimizer):
+    from xpmlp.cli import _check_momentum_used
+
+    _check_momentum_used({"momentum": 0.5}, {"optimizer": optimizer})  # no error
+    _check_momentum_used({}, {"optimizer": "adam"})  # the default momentum, not given: no error
 
 
 # -- a run that completes with finite losses but has gone wrong says so ----------------------------------

@@ -48,6 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         check_run_config(cfg)
+        _check_momentum_used(settings_from_args(args), cfg)
     if args.out:
         out = Path(args.out)
     else:
@@ -57,6 +58,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if str(metrics.get("stopped", "")).startswith("interrupted"):
         return EXIT_BY_SIGNAL.get(metrics.get("interrupted_by", ""), 130)
     return 0
+
+
+def _check_momentum_used(given: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Refuse a ``--momentum`` that the run's optimizer would silently ignore (sgd, adam, adamw)."""
+    if "momentum" in given and cfg["optimizer"] not in ("momentum", "nesterov"):
+        raise XpmlpError(f"settings: momentum {given['momentum']} has no effect with --optimizer "
+                         f"{cfg['optimizer']} (only momentum and nesterov use it); drop --momentum or use "
+                         "--optimizer momentum")
 
 
 #: The shell's convention: 128 + the signal's number.
