@@ -342,7 +342,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def to_onnx(self, path: Any) -> Any:
         """Write the fitted network as an ONNX file (``xpmlp.export.onnx``; needs ``pip install 'xpmlp[onnx]'``).
 
-        Input ``x`` (batch, n_features_in_) of the fit's dtype. One label per sample: outputs ``logits``,
+        Input ``x`` (batch, ``n_features_in_``) of the fit's dtype. One label per sample: outputs ``logits``,
         ``probabilities`` (batch, n_classes) in the order of ``classes_`` (= ``predict_proba``), and
         ``label`` (batch,) = ``predict``'s labels; for two classes the logits are [0, z] of the one
         logistic unit z. Multilabel (fitted on an indicator matrix of K columns): ``logits`` (batch, K),

@@ -150,8 +150,8 @@ see MLPClassifier
     def to_onnx(self, path: Any) -> Any:
         """Write the fitted network as an ONNX file (``xpmlp.export.onnx``; needs ``pip install 'xpmlp[onnx]'``).
 
-        Traced through the network's own forward code. Input ``x`` (batch, n_features_in_) of the fit's
-        dtype; output ``predictions`` (batch, n_outputs_) of that dtype, ``predict``'s values: the
+        Traced through the network's own forward code. Input ``x`` (batch, ``n_features_in_``) of the fit's
+        dtype; output ``predictions`` (batch, ``n_outputs_``) of that dtype, ``predict``'s values: the
         outputs themselves for ``loss='squared_error'``, e^z for ``loss='poisson'``. For a 1-D target
         ``predict`` gives (n,) and the graph (batch, 1): the same numbers, ``predictions[:, 0]``.
         For a whole Pipeline use ``skl2onnx.to_onnx`` after

@@ -6,7 +6,7 @@ The converters write no description of the network of their own: each inlines th
 :func:`xpmlp.export.onnx.trace_onnx` traces from the estimator's forward code, its names
 prefixed so that they cannot clash with the pipeline's, between the pipeline's input to this
 step and the step's outputs: label and probabilities for the classifier (a multilabel one's label
-is its (N, K) int64 indicator matrix, as ``predict``), the predictions (N, n_outputs_) for the
+is its (N, K) int64 indicator matrix, as ``predict``), the predictions (N, ``n_outputs_``) for the
 regressor, as skl2onnx's own regressors give them ((N, 1) for a 1-D target).
 """
 
@@ -38,7 +38,7 @@ def _shapes(operator: Any) -> None:
 
 
 def _regressor_shapes(operator: Any) -> None:
-    """skl2onnx's shape calculator of regressors (the input's float type), (N, n_outputs_) wide."""
+    """skl2onnx's shape calculator of regressors (the input's float type), (N, ``n_outputs_``) wide."""
     from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
 
     calculate_linear_regressor_output_shapes(operator)
@@ -109,7 +109,7 @@ def register_skl2onnx() -> None:
     The converted classifier has skl2onnx's classifier outputs: ``label`` (``predict``: (N,), or the
     (N, K) int64 indicator matrix of a multilabel classifier) and ``probabilities``
     (``predict_proba``, a ZipMap of them unless ``options={id(clf): {"zipmap": False}}``). The
-    converted regressor has skl2onnx's regressor output ``variable`` (``predict``), (N, n_outputs_)
+    converted regressor has skl2onnx's regressor output ``variable`` (``predict``), (N, ``n_outputs_``)
     in the pipeline's float type: (N, 1) where ``predict`` gives (N,).
 
     Raises
