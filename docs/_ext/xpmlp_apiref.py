@@ -38,7 +38,7 @@ API: dict[str, tuple[str, ...] | None] = {
     "xpmlp.estimator": ("MLPClassifier", "MLPRegressor"),
     "xpmlp.estimator.outputs": ("activate", "decisions", "accuracy", "r2", "LOSSES"),
     "xpmlp.estimator.lbfgs_fit": ("parameter_layout", "pack", "unpack"),
-    "xpmlp.export.onnx": ("export_onnx", "trace_onnx", "onnx_ops", "onnx_config", "OPSET"),
+    "xpmlp.export.onnx": ("export_onnx", "trace_onnx", "onnx_ops", "onnx_config", "OPSET", "HEADS"),
     "xpmlp.export.sklearn_onnx": ("register_skl2onnx",),
     "xpmlp.export.safetensors": ("save_safetensors", "read_safetensors", "import_safetensors", "FORMAT"),
     "xpmlp.backend.tracing": ("NdonnxBackend", "import_ndonnx", "import_onnx_extra"),

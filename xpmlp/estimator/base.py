@@ -348,6 +348,13 @@ class BaseMLP(CallbackSupportMixin, PendingWeights, StochasticLoop, LbfgsLoop, P
         model, X, out = self._checked_input(X, method)
         return model, all_logits(model, X), out
 
+    def _onnx_network(self) -> tuple[MLP, str]:
+        """The fitted network to export and its ONNX head (``xpmlp.export.onnx.HEADS``): here the output
+        activation itself, 'identity' or 'exp' (classifiers override it)."""
+        if not self._has_model():
+            raise AttributeError(f"{type(self).__name__} is not fitted yet: it has no weights; call fit first")
+        return self._get_model(), self.out_activation_
+
     # -- scikit-learn's protocols ------------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -322,9 +322,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         model = self._get_model()
         if self.out_activation_ == "softmax":
             return model
-        if self._multilabel:
-            raise InputError("ONNX export of a multilabel MLPClassifier is not supported: its outputs are "
-                             "independent sigmoids; export each label's classifier, or use MLP.to_onnx for logits")
+        if self._multilabel:  # the callers take _onnx_network's sigmoid head for it
+            raise InputError("a multilabel MLPClassifier has no softmax network: its labels are independent "
+                             "sigmoids; export it with to_onnx")
         sizes = self._arch["sizes"]
         state, last = model.state_dict(), len(sizes) - 1
         state[f"W{last}"] = np.concatenate([np.zeros_like(state[f"W{last}"]), state[f"W{last}"]], axis=1)
@@ -333,13 +333,23 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         two.load_state_dict(state)
         return two
 
+    def _onnx_network(self) -> tuple[MLP, str]:
+        """The network to export and its head: the logistic units as 'sigmoid' for a multilabel y, else
+        :meth:`_softmax_model` as 'softmax'."""
+        model, _ = super()._onnx_network()
+        return (model, "sigmoid") if self._multilabel else (self._softmax_model(), "softmax")
+
     def to_onnx(self, path: Any) -> Any:
         """Write the fitted network as an ONNX file (``xpmlp.export.onnx``; needs ``pip install 'xpmlp[onnx]'``).
 
-        Input ``x`` (batch, n_features_in_) of the fit's dtype; outputs ``logits``, ``probabilities``
-        (batch, n_classes) in the order of ``classes_``, and ``label`` (batch,) = ``predict``'s labels.
-        For two classes the logits are [0, z] of the one logistic unit z. For a whole Pipeline use
-        ``skl2onnx.to_onnx`` (xpmlp registers its converter).
+        Input ``x`` (batch, ``n_features_in_``) of the fit's dtype. One label per sample: outputs ``logits``,
+        ``probabilities`` (batch, n_classes) in the order of ``classes_`` (= ``predict_proba``), and
+        ``label`` (batch,) = ``predict``'s labels; for two classes the logits are [0, z] of the one
+        logistic unit z. Multilabel (fitted on an indicator matrix of K columns): ``logits`` (batch, K),
+        ``probabilities`` (batch, K) the per-label σ(z) (= ``predict_proba``), and ``label``
+        (batch, K) int64, the indicator matrix ``predict`` returns (z > 0, as ``predict`` decides).
+        For a whole Pipeline use ``skl2onnx.to_onnx`` after
+        :func:`xpmlp.export.sklearn_onnx.register_skl2onnx`.
 
         Parameters
         ----------
@@ -350,12 +360,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         -------
         Path
             The file written.
+
+        Raises
+        ------
+        AttributeError
+            If the classifier is not fitted.
+        InputError
+            If the onnx extra is missing (the line says what to install) or the folder does not exist.
         """
         from ..export.onnx import export_onnx
 
-        if not self._has_model():
-            raise AttributeError(f"{type(self).__name__} is not fitted yet: it has no weights; call fit first")
-        return export_onnx(self._softmax_model(), path, classes=host(self.classes_).tolist())
+        model, head = self._onnx_network()
+        return export_onnx(model, path, classes=host(self.classes_).tolist(), head=head)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

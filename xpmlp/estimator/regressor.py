@@ -147,6 +147,38 @@ see MLPClassifier
                 result = xp.reshape(result, (-1,))
         return result if out is not None else model.backend.to_numpy(result)
 
+    def to_onnx(self, path: Any) -> Any:
+        """Write the fitted network as an ONNX file (``xpmlp.export.onnx``; needs ``pip install 'xpmlp[onnx]'``).
+
+        Traced through the network's own forward code. Input ``x`` (batch, ``n_features_in_``) of the fit's
+        dtype; output ``predictions`` (batch, ``n_outputs_``) of that dtype, ``predict``'s values: the
+        outputs themselves for ``loss='squared_error'``, e^z for ``loss='poisson'``. For a 1-D target
+        ``predict`` gives (n,) and the graph (batch, 1): the same numbers, ``predictions[:, 0]``.
+        For a whole Pipeline use ``skl2onnx.to_onnx`` after
+        :func:`xpmlp.export.sklearn_onnx.register_skl2onnx`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write, atomically.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        AttributeError
+            If the regressor is not fitted.
+        InputError
+            If the onnx extra is missing (the line says what to install) or the folder does not exist.
+        """
+        from ..export.onnx import export_onnx
+
+        model, head = self._onnx_network()
+        return export_onnx(model, path, head=head)
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² of ``predict(X)`` against y (averaged over targets), a Python float."""
         from sklearn.metrics import r2_score
