@@ -143,6 +143,10 @@ def test_a_classifier_with_identity_hidden_layers_exports_the_network_it_runs(tm
     out = _run(_session(clf.to_onnx(tmp_path / "c.onnx")), X)
     assert np.abs(out["probabilities"] - clf.predict_proba(X)).max() <= TOL["float64"]
     np.testing.assert_array_equal(out["label"], clf.predict(X))
+    from xpmlp.export.onnx import onnx_config
+
+    # the file's recorded layers are the ones traced: Linear, Linear (no activation between them)
+    assert [layer["type"] for layer in onnx_config(tmp_path / "c.onnx")["layers"]] == ["Linear", "Linear"]
 
 
 # -- skl2onnx ---------------------------------------------------------------------------------------

@@ -187,7 +187,10 @@ def _describe(proto: Any, model: Any, preprocessor: Any, head: str) -> None:
                 dim.dim_param = size
             else:
                 dim.dim_value = size
-    meta = {"xpmlp_config": to_json(model.config(), indent=None),
+    # the layer list too: it is what was traced (an estimator's identity hidden layers are absent
+    # from the model's own activation setting)
+    config = {**model.config(), "layers": [layer.config() for layer in model.net.layers]}
+    meta = {"xpmlp_config": to_json(config, indent=None),
             "xpmlp_input": "raw features (preprocessing in the graph: "
                            f"{preprocessor.method})" if preprocessor is not None else "preprocessed features",
             "xpmlp_head": head,
@@ -269,7 +272,8 @@ def onnx_config(model: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        What ``MLP.config()`` gave at export.
+        What ``MLP.config()`` gave at export, plus ``layers`` (each traced layer's ``config()``), so
+        ``MLP.from_config`` rebuilds the network the graph holds.
 
     Raises
     ------
