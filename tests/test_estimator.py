@@ -53,6 +53,7 @@ def test_sklearn_estimator_checks(estimator, check, monkeypatch):
 PARITY = {
     "sgd-nesterov": dict(solver="sgd", learning_rate_init=0.1),
     "sgd-momentum": dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.1),
+    "sgd-momentum-1": dict(solver="sgd", momentum=1.0, learning_rate_init=0.01),  # [0, 1] as scikit-learn's
     "sgd-invscaling": dict(solver="sgd", momentum=0.0, learning_rate="invscaling", learning_rate_init=0.5),
     "sgd-adaptive": dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.3, tol=0.05,
                          n_iter_no_change=2, max_iter=40),
@@ -438,7 +439,7 @@ def test_coefs_can_be_set():
     (dict(dropout=1.0), "dropout"),
     (dict(activation="softplus"), "unknown activation"),
     (dict(solver="adam", weight_decay=0.1), "adamw"),
-    (dict(momentum=1.0), "momentum"),
+    (dict(momentum=1.5), "momentum"),
     (dict(dtype="float16"), "dtype"),
     (dict(batch_size=0), "batch_size"),
     (dict(class_weight="some"), "class_weight"),
@@ -447,6 +448,26 @@ def test_bad_parameters_say_what_to_do(params, words):
     X, y = _data(60)
     with pytest.raises(ValueError, match=words):
         MLPClassifier(**params).fit(X, y)
+
+
+def test_parameter_errors_are_value_and_type_errors_as_scikit_learns():
+    X, y = _data(60)
+    for bad in (dict(alpha=-1.0), dict(shuffle="yes")):
+        with pytest.raises(ValueError) as ours:
+            MLPClassifier(**bad).fit(X, y)
+        with pytest.raises(ValueError) as theirs:
+            SkMLPClassifier(**bad).fit(X, y)
+        assert isinstance(theirs.value, TypeError) and isinstance(ours.value, TypeError)
+
+
+def test_numpy_booleans_are_accepted_as_flags():
+    # a grid such as {"early_stopping": np.array([True, False])} hands the estimator np.bool_
+    X, y = _data(100)
+    flags = dict(shuffle=np.True_, warm_start=np.False_, early_stopping=np.True_, nesterovs_momentum=np.True_)
+    common = dict(solver="sgd", hidden_layer_sizes=(5,), max_iter=3, random_state=0, validation_fraction=0.2)
+    ours = MLPClassifier(**common, **flags, device="cpu").fit(X, y)
+    plain = MLPClassifier(**common, **{k: bool(v) for k, v in flags.items()}, device="cpu").fit(X, y)
+    assert ours.loss_curve_ == plain.loss_curve_ and ours.validation_scores_ == plain.validation_scores_
 
 
 def test_multioutput_multiclass_is_refused_and_one_class_predicted():

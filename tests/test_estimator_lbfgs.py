@@ -175,7 +175,7 @@ def test_callbacks_see_one_fit_task_without_epochs():
     assert [row["task_name"] for row in rows] == ["fit"] and rows[0]["accuracy"] == clf.score(X, y)
 
 
-def test_ctrl_c_keeps_the_starting_weights(monkeypatch):
+def test_ctrl_c_stops_the_caller_and_keeps_the_starting_weights(monkeypatch):
     import xpmlp.lbfgs
 
     X, y = _iris()
@@ -192,7 +192,7 @@ def test_ctrl_c_keeps_the_starting_weights(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(xpmlp.lbfgs, "minimize_lbfgs", interrupted)
-    with pytest.warns(UserWarning, match="interrupted"):
+    with pytest.raises(KeyboardInterrupt):  # it stops the caller too (a grid search), as scikit-learn's
         clf.fit(X, y)
     assert calls and clf.n_iter_ == 0
     for a, b in zip(clf.coefs_ + clf.intercepts_, before, strict=True):

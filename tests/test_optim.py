@@ -402,7 +402,7 @@ def test_make_optimizer_rejects_foreign_keyword():
     (lambda: SGD("0.1"), "lr"),
     (lambda: SGD(True), "lr"),
     (lambda: SGD(0.1, momentum=-0.1), "momentum"),
-    (lambda: SGD(0.1, momentum=1.0), "momentum"),
+    (lambda: SGD(0.1, momentum=1.01), "momentum"),
     (lambda: SGD(0.1, momentum=0.0, nesterov=True), "nesterov"),
     (lambda: SGD(0.1, weight_decay=-1e-4), "weight_decay"),
     (lambda: Adam(0.1, beta1=1.0), "beta1"),

@@ -68,11 +68,13 @@ def check_lr(lr: Any, name: str = "lr") -> float:
     return x
 
 
-def _check_unit(name: str, value: Any, example: str) -> float:
-    """A coefficient in [0, 1): momentum and the Adam betas."""
-    x = check_number(name, value, f"use a value in [0, 1) such as {example}")
-    if not 0.0 <= x < 1.0:
-        raise InputError(f"{name} must be in [0, 1), got {x!r}; use a value such as {example}")
+def _check_unit(name: str, value: Any, example: str, closed: bool = False) -> float:
+    """A coefficient in [0, 1) (the Adam betas), or in [0, 1] with ``closed`` (SGD's momentum:
+    1 is undamped momentum, which scikit-learn accepts too)."""
+    interval = "[0, 1]" if closed else "[0, 1)"
+    x = check_number(name, value, f"use a value in {interval} such as {example}")
+    if not (0.0 <= x <= 1.0 if closed else 0.0 <= x < 1.0):
+        raise InputError(f"{name} must be in {interval}, got {x!r}; use a value such as {example}")
     return x
 
 

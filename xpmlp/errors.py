@@ -15,6 +15,11 @@ class InputError(XpmlpError, ValueError):
     """Arrays or arguments of the wrong shape, dtype, range or value."""
 
 
+class ParameterError(InputError, TypeError):
+    """An estimator's constructor parameter of the wrong type or range (a ValueError and a TypeError,
+    as scikit-learn's own parameter errors are)."""
+
+
 class DataError(XpmlpError, OSError):
     """A dataset file that is missing, corrupt or of the wrong format."""
 

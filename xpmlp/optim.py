@@ -290,7 +290,7 @@ class SGD(Optimizer):
     lr : float
         Learning rate (> 0).
     momentum : float, default 0.0
-        mu in [0, 1); 0 is plain SGD.
+        mu in [0, 1]; 0 is plain SGD.
     nesterov : bool, default False
         Nesterov momentum instead of classic (needs ``momentum > 0``).
     weight_decay : float, default 0.0
@@ -311,7 +311,7 @@ class SGD(Optimizer):
     family = "SGD"
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        self.momentum = _check_unit("momentum", momentum, "0.9")
+        self.momentum = _check_unit("momentum", momentum, "0.9", closed=True)
         self.nesterov = self._check_nesterov(nesterov, self.momentum)
         self.slots = ("velocity",) if self.momentum > 0.0 else ()
         super().__init__(lr, weight_decay)
@@ -409,7 +409,7 @@ class SGD(Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _set_hyperparams(self, hp: Mapping[str, Any]) -> None:
-        momentum = _check_unit("momentum", hp["momentum"], "0.9")
+        momentum = _check_unit("momentum", hp["momentum"], "0.9", closed=True)
         nesterov = self._check_nesterov(hp["nesterov"], momentum)
         super()._set_hyperparams(hp)
         self.momentum, self.nesterov = momentum, nesterov

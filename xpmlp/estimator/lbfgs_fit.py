@@ -129,12 +129,12 @@ class LbfgsLoop:
                 raise NonFiniteWeightsError("Solver produced non-finite parameter weights. The input data may contain "
                                             "large values and need to be preprocessed: the loss is not finite at the "
                                             "initial weights; standardise X (e.g. StandardScaler)") from None
-            except KeyboardInterrupt:  # the parameters are views of a trial point: put the start back
-                unpack(model, start, layout)
+            except KeyboardInterrupt:
+                # the parameters are views of a trial point: put the start back, then let Ctrl-C stop
+                # the caller too, as scikit-learn's L-BFGS does (a search must not score a half fit)
+                unpack(model, start, layout, copy=True)
                 self.n_iter_ = 0
-                warnings.warn("Training interrupted by user: L-BFGS keeps the weights the fit started from.",
-                              stacklevel=user_stacklevel())
-                return
+                raise
             unpack(model, result.x, layout, copy=True)
             loss = result.fun
             if identity and self.n_outputs_ > 1:

@@ -12,10 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
+import numpy as np
+
+from ..errors import ParameterError
 from ..layers import ACTIVATIONS
 
 SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: What a True/False parameter may be: NumPy's booleans too (a grid of np.array([True, False])).
+FLAG_TYPES = (bool, np.bool_)
 SOLVERS = ("lbfgs", "sgd", "adam", "momentum", "nesterov", "adamw")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = ("auto", "float32", "float64")
@@ -51,20 +55,21 @@ class Settings:
 
 def _number(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
             high_open: bool = False, example: str = "") -> float:
-    """``value`` as a float inside the interval, else an InputError naming it."""
+    """``value`` as a float inside the interval, else a ParameterError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise InputError(f"{name} must be a number, got {value!r}" + (f"; e.g. {name}={example}" if example else ""))
+        raise ParameterError(f"{name} must be a number, got {value!r}"
+                             + (f"; e.g. {name}={example}" if example else ""))
     x = float(value)
     if x < low or (low_open and x == low) or x > high or (high_open and x == high):
         left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-        raise InputError(f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
+        raise ParameterError(f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
                          + (f"; e.g. {name}={example}" if example else ""))
     return x
 
 
 def _integer(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
@@ -72,7 +77,8 @@ def _hidden(sizes: Any) -> tuple[int, ...]:
     items = list(sizes) if isinstance(sizes, Iterable) and not isinstance(sizes, str) else [sizes]
     for s in items:
         if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
-            raise InputError(f"hidden_layer_sizes must be positive integers, got {sizes!r}; e.g. (100,) or (256, 128)")
+            raise ParameterError(f"hidden_layer_sizes must be positive integers, got {sizes!r}; "
+                                 "e.g. (100,) or (256, 128)")
     return tuple(int(s) for s in items)
 
 
@@ -80,11 +86,11 @@ def _activation(name: Any, n_hidden: int) -> str | list[str]:
     """xpmlp's activation name for scikit-learn's (or xpmlp's) name, or a list: one per hidden layer."""
     if isinstance(name, (list, tuple)):
         if not name:
-            raise InputError("activation is an empty list; give one name, e.g. 'relu', or one per hidden layer")
+            raise ParameterError("activation is an empty list; give one name, e.g. 'relu', or one per hidden layer")
         if len(name) == 1:
             return _activation(name[0], n_hidden)
         if len(name) != n_hidden:
-            raise InputError(f"activation lists {len(name)} names but hidden_layer_sizes has {n_hidden} layer"
+            raise ParameterError(f"activation lists {len(name)} names but hidden_layer_sizes has {n_hidden} layer"
                              f"{'s' * (n_hidden != 1)}; give one name, or one per hidden layer")
         return [_one_activation(a) for a in name]
     return _one_activation(name)
@@ -96,7 +102,7 @@ def _one_activation(name: Any) -> str:
         return SKLEARN_ACTIVATIONS[key]
     if key in ACTIVATIONS or key.startswith("leaky_relu:"):
         return key
-    raise InputError(f"unknown activation {name!r}; use one of: {', '.join(SKLEARN_ACTIVATIONS)}, "
+    raise ParameterError(f"unknown activation {name!r}; use one of: {', '.join(SKLEARN_ACTIVATIONS)}, "
                      f"{', '.join(a for a in ACTIVATIONS if a not in SKLEARN_ACTIVATIONS.values())}")
 
 
@@ -104,15 +110,15 @@ def _optimizer(est: Any) -> tuple[str, bool]:
     """xpmlp's optimizer name for ``solver`` (and momentum, nesterovs_momentum); whether it is SGD-like."""
     solver = est.solver
     if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r}; use one of: {', '.join(SOLVERS)}")
+        raise ParameterError(f"unknown solver {solver!r}; use one of: {', '.join(SOLVERS)}")
     if solver == "sgd":
-        if not isinstance(est.nesterovs_momentum, bool):
-            raise InputError(f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}")
+        if not isinstance(est.nesterovs_momentum, FLAG_TYPES):
+            raise ParameterError(f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}")
         if est.momentum == 0:
             return "sgd", True
         return ("nesterov" if est.nesterovs_momentum else "momentum"), True
     if solver == "lbfgs" and est.dropout:
-        raise InputError(f"dropout={est.dropout!r} makes the loss random, which L-BFGS's line search cannot use; "
+        raise ParameterError(f"dropout={est.dropout!r} makes the loss random, which L-BFGS's line search cannot use; "
                          "use dropout=0.0 with solver='lbfgs', or a stochastic solver such as 'adam'")
     return solver, solver in ("momentum", "nesterov")
 
@@ -122,23 +128,23 @@ def _weight_decay(est: Any, optimizer: str) -> float:
     if optimizer == "adamw":
         return ADAMW_DEFAULT_DECAY if wd is None else _number("weight_decay", wd, 0.0, example="0.01")
     if wd is not None:
-        raise InputError(f"weight_decay is AdamW's decoupled decay and needs solver='adamw' (got solver="
+        raise ParameterError(f"weight_decay is AdamW's decoupled decay and needs solver='adamw' (got solver="
                          f"{est.solver!r}); for an L2 penalty with other solvers use alpha")
     return 0.0
 
 
 def _flags(est: Any) -> None:
     for name in ("shuffle", "warm_start", "early_stopping"):
-        if not isinstance(getattr(est, name), bool):
-            raise InputError(f"{name} must be True or False, got {getattr(est, name)!r}")
+        if not isinstance(getattr(est, name), FLAG_TYPES):
+            raise ParameterError(f"{name} must be True or False, got {getattr(est, name)!r}")
     if est.dtype not in DTYPES:
-        raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {est.dtype!r}; "
+        raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}, got {est.dtype!r}; "
                          "'auto' trains float32 input in float32 and anything else in float64")
     cw = est.class_weight
     if cw is not None and cw != "balanced" and not isinstance(cw, dict):
-        raise InputError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {cw!r}")
+        raise ParameterError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {cw!r}")
     if not isinstance(est.device, str):
-        raise InputError(f"device must be a device spec string such as 'auto', 'cpu', 'cuda', 'torch', "
+        raise ParameterError(f"device must be a device spec string such as 'auto', 'cpu', 'cuda', 'torch', "
                          f"got {est.device!r}")
 
 
@@ -155,11 +161,12 @@ def _patience(value: Any) -> float:
 
 
 def resolve(est: Any) -> Settings:
-    """Check every constructor parameter of ``est``; raise InputError (a ValueError) at the first bad one."""
+    """Check every constructor parameter of ``est``; raise ParameterError (a ValueError and a
+    TypeError) at the first bad one."""
     _flags(est)
     optimizer, sgd_family = _optimizer(est)
     if est.learning_rate not in LEARNING_RATES:
-        raise InputError(f"unknown learning_rate {est.learning_rate!r}; use one of: {', '.join(LEARNING_RATES)}")
+        raise ParameterError(f"unknown learning_rate {est.learning_rate!r}; use one of: {', '.join(LEARNING_RATES)}")
     hidden = _hidden(est.hidden_layer_sizes)
     activation = _activation(est.activation, len(hidden))
     early = est.early_stopping
@@ -177,7 +184,7 @@ def resolve(est: Any) -> Settings:
         max_iter=_integer("max_iter", est.max_iter, 1),
         max_fun=_integer("max_fun", est.max_fun, 1),
         tol=_number("tol", est.tol, 0.0, example="1e-4"),
-        momentum=_number("momentum", est.momentum, 0.0, 1.0, high_open=True, example="0.9"),
+        momentum=_number("momentum", est.momentum, 0.0, 1.0, example="0.9"),
         beta_1=_number("beta_1", est.beta_1, 0.0, 1.0, high_open=True, example="0.9"),
         beta_2=_number("beta_2", est.beta_2, 0.0, 1.0, high_open=True, example="0.999"),
         epsilon=_number("epsilon", est.epsilon, 0.0, low_open=True, example="1e-8"),
