@@ -41,6 +41,23 @@ def test_multilabel_trains_as_scikit_learn(params):
         np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, atol=1e-12)
 
 
+def test_a_sparse_indicator_y_trains_and_predicts_sparse_as_scikit_learn():
+    from scipy.sparse import csr_matrix, issparse
+
+    X, Y = _multilabel()
+    common = dict(hidden_layer_sizes=(10,), max_iter=10, random_state=0)
+    with pytest.warns(Warning):
+        ours = MLPClassifier(**common, device="cpu").fit(X, csr_matrix(Y))
+        theirs = SkMLPClassifier(**common).fit(X, csr_matrix(Y))
+        dense = MLPClassifier(**common, device="cpu").fit(X, Y)
+    assert ours.loss_curve_ == dense.loss_curve_
+    got, want = ours.predict(X), theirs.predict(X)
+    assert issparse(got) and issparse(want) and got.dtype == want.dtype
+    np.testing.assert_array_equal(got.toarray(), want.toarray())
+    assert not issparse(dense.predict(X))
+    assert ours.score(X, csr_matrix(Y)) == theirs.score(X, csr_matrix(Y)) == ours.score(X, Y)
+
+
 def test_multilabel_partial_fit_and_refusals():
     X, Y = _multilabel()
     ours = MLPClassifier(hidden_layer_sizes=(6,), random_state=0, device="cpu")
@@ -85,6 +102,25 @@ def test_weights_set_before_partial_fit_are_used():
     with pytest.raises(ValueError, match="layer 1"):
         bad.partial_fit(X, y, classes=[0, 1])
     assert bad.coefs_[0].shape == (2, 2)  # still the user's, to be fixed
+
+
+def test_fitted_weights_edited_in_place_or_by_item_change_the_model_as_scikit_learns():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((80, 4)), rng.integers(0, 3, 80)
+    common = dict(hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    with pytest.warns(Warning):
+        ours, theirs = MLPClassifier(**common, device="cpu").fit(X, y), SkMLPClassifier(**common).fit(X, y)
+    for clf in (ours, theirs):
+        clf.coefs_[0][:2] = 0.0  # pruning in place
+        clf.intercepts_[1] = np.arange(3.0)  # one item replaced
+    assert ours.coefs_[0] is ours.coefs_[0]
+    np.testing.assert_array_equal(ours.intercepts_[1], np.arange(3.0))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    before = ours.predict_proba(X)
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(2, 2\)"):
+        ours.coefs_[1] = np.ones((2, 2))
+    np.testing.assert_array_equal(ours.predict_proba(X), before)  # a refused item changes nothing
+    assert ours.coefs_[1].shape == (6, 3)
 
 
 def test_fit_without_warm_start_ignores_weights_set_by_hand():

@@ -23,6 +23,7 @@ from ..backend import Backend
 from ..errors import InputError
 from ..layers import sigmoid
 from ..model import MLP
+from ..sparse import is_sparse
 from .arrays import host
 from .base import BaseMLP, all_logits, build_model, glorot_uniform
 from .outputs import accuracy, decisions
@@ -230,7 +231,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self.class_weight is not None:
             raise ValueError("class_weight is not supported for multilabel y; weight the samples with "
                              "sample_weight instead")
-        return np.asarray(y, dtype=np.float64), labels, "logistic", (np.arange(labels), True)
+        sparse = is_sparse(y)  # scikit-learn's LabelBinarizer answers a sparse y with a sparse predict
+        dense = y.toarray() if sparse else y
+        return np.asarray(dense, dtype=np.float64), labels, "logistic", (np.arange(labels), True, sparse)
 
     def _fit_weights(self, sample_weight: Any, y: np.ndarray, n: int, labels: Any) -> np.ndarray | None:
         """Sample weights times class weights, host float64 (None: every sample counts once)."""
@@ -245,6 +248,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _fitted_labels(self, labels: tuple[np.ndarray, bool], backend: Backend | None) -> None:
         self.classes_, self._multilabel = self._place_classes(labels[0], backend), labels[1]
+        self._sparse_labels = bool(labels[2]) if len(labels) > 2 else False
 
     def _stratified_split(self, data: Any) -> bool:
         return self.n_outputs_ == 1
@@ -267,7 +271,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             decided = decisions(self.out_activation_, z, xp)
             if self._multilabel:
                 indicator = xp.astype(decided, xp.int64)
-                return indicator if out is not None else model.backend.to_numpy(indicator)
+                if out is not None:
+                    return indicator
+                host_indicator = model.backend.to_numpy(indicator)
+                if getattr(self, "_sparse_labels", False):
+                    from scipy.sparse import csr_matrix
+
+                    return csr_matrix(host_indicator)
+                return host_indicator
             indices = decided if self.out_activation_ == "softmax" else xp.astype(decided[:, 0], xp.int64)
             if len(host(self.classes_)) == 1:  # fitted on one class: scikit-learn predicts it whatever z says
                 indices = xp.zeros_like(indices)
@@ -313,7 +324,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         from sklearn.metrics import accuracy_score
 
         weights = None if sample_weight is None else host(sample_weight)
-        return float(accuracy_score(host(y), host(self.predict(X)), sample_weight=weights))
+        def dense(a: Any) -> np.ndarray:  # a sparse indicator matrix (y, or predict's for a sparse fit)
+            return a.toarray() if is_sparse(a) else host(a)
+
+        return float(accuracy_score(dense(y), dense(self.predict(X)), sample_weight=weights))
 
     # -- scikit-learn's protocols ------------------------------------------------------------------
     def _softmax_model(self) -> MLP:

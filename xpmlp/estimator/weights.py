@@ -1,7 +1,8 @@
 """``coefs_`` and ``intercepts_``: the network's weights as scikit-learn's users read and set them.
 
-Fitted, they are the network's parameters (host NumPy arrays for a NumPy fit, copies on the
-device for device input); assigning a list loads it into the network. Before any fit, a list
+Fitted, they are the network's parameters (for a NumPy fit on the CPU the network's own arrays,
+so edits in place change the model; host copies for another backend, device copies for device
+input); assigning a list, or one item of it, loads it into the network. Before any fit, a list
 assigned to them is kept as it is (the very list object, so ``clf.coefs_[0] = W`` after
 ``clf.coefs_ = [0, 0]`` works as on scikit-learn's estimator) and becomes the starting weights of
 the next ``partial_fit`` or warm-started ``fit``.
@@ -16,6 +17,24 @@ import numpy as np
 from .arrays import host
 
 Array = Any
+
+
+class LayerArrays(list):
+    """The list ``coefs_`` / ``intercepts_`` return once fitted: assigning one item
+    (``clf.coefs_[1] = W``) loads it into the network, as the list of scikit-learn's estimator does."""
+
+    def __init__(self, arrays: list[Array], owner: PendingWeights, kind: str) -> None:
+        super().__init__(arrays)
+        self._owner, self._kind = owner, kind
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        items = list(self)
+        items[index] = value
+        self._owner._set_layer_arrays(self._kind, items)  # checked first: a bad array changes nothing
+        super().__setitem__(index, value)
+
+    def __reduce__(self) -> Any:  # pickled (deep-copied) as the plain list it holds
+        return list, (list(self),)
 
 
 def _layer_property(kind: str, doc: str) -> property:
@@ -46,10 +65,14 @@ class PendingWeights:
             raise AttributeError(f"{type(self).__name__} is not fitted yet: it has no weights; call fit first")
         model = self._get_model()
         arrays = [model.params[f"{kind}{k}"] for k in range(1, len(self._arch["sizes"]))]
-        if self._io_spec is None:
-            return [model.backend.to_numpy(a) for a in arrays]
-        with model.backend.context():
-            return [a * 1.0 for a in arrays]  # copies on the device
+        if self._io_spec is None and model.backend.name == "numpy":
+            live = arrays  # the network's own arrays: an edit in place (pruning) changes the model
+        elif self._io_spec is None:
+            live = [model.backend.to_numpy(a) for a in arrays]  # host copies of another library's arrays
+        else:
+            with model.backend.context():
+                live = [a * 1.0 for a in arrays]  # copies on the device
+        return LayerArrays(live, self, kind)
 
     def _set_layer_arrays(self, kind: str, values: list[Any]) -> None:
         if not self._has_model():
