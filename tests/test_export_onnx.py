@@ -248,6 +248,16 @@ def test_cli_export_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
     _one_line_error(capsys, ["export", str(bogus), "--format", "onnx", "--out", str(tmp_path)], "is a folder")
     _one_line_error(capsys, ["export", str(bogus), "--format", "onnx", "--out", str(tmp_path / "a" / "m.onnx")],
                     "does not exist")
+    for fmt in ("onnx", "safetensors"):  # --out naming the checkpoint itself: refused, the file kept
+        _one_line_error(capsys, ["export", str(bogus), "--format", fmt, "--out", str(bogus)],
+                        "is the checkpoint being exported", "--out")
+    named = tmp_path / "model.onnx"  # a checkpoint named like the default output
+    named.write_bytes(b"not a zip file either")
+    _one_line_error(capsys, ["export", str(named), "--format", "onnx"], "is the checkpoint being exported",
+                    "exported-model.onnx")
+    assert named.read_bytes() == b"not a zip file either"
+    named.unlink()
+    assert bogus.read_bytes() == b"not a zip file"
     monkeypatch.setitem(sys.modules, "ndonnx", None)
     _one_line_error(capsys, ["export", str(bogus), "--format", "onnx"], "pip install 'xpmlp[onnx]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]

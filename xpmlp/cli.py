@@ -144,6 +144,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     name = "model" + EXPORT_SUFFIX[args.format]
     out = check_target(args.out if args.out else Path(args.checkpoint).with_name(name), name)
+    if Path(out).resolve() == Path(args.checkpoint).resolve():  # it would replace what it reads
+        raise XpmlpError(f"--out {out} is the checkpoint being exported; write the export under another name "
+                         f"(e.g. --out {Path(out).with_name(name if Path(out).name != name else 'exported-' + name)})")
     # the extra is checked before the checkpoint is read: a missing package is the first thing to fix
     if args.format == "onnx":
         from .backend.tracing import import_ndonnx
